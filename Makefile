@@ -1,0 +1,69 @@
+# costwatch: the Cost Spike Runbook, run by itself.  `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export COSTWATCH_HOME ?= $(CURDIR)/.costwatch
+export DAGSTER_HOME ?= $(COSTWATCH_HOME)/dagster
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_DISABLE_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+SCENARIO ?= autosave_loop
+DAYS ?= 14
+BENCH_EVENTS ?= 1000000
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test dev bench lint fix lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --compile -r requirements.lock
+	$(BIN)/pip install --quiet --compile --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the pinned dependencies (quick when nothing changed)
+
+demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipeline, the incident report
+	$(BIN)/costwatch db start
+	$(BIN)/costwatch db init
+	$(BIN)/costwatch seed --scenario $(SCENARIO) --days $(DAYS) --replace
+	$(BIN)/costwatch run
+	$(BIN)/costwatch triage
+
+test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt tests, expectation suites
+	$(BIN)/costwatch db start
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+dev: install ## dagster dev on workspace.yaml against the same database
+	$(BIN)/costwatch db start
+	$(BIN)/costwatch db init
+	$(BIN)/costwatch prepare
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/costwatch db env --exec $(BIN)/dagster dev -w workspace.yaml
+
+bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour
+	$(BIN)/costwatch db start
+	$(BIN)/python -m bench.run --events $(BENCH_EVENTS)
+
+lint: install ## ruff and sqlfluff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fix: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: ## re-pin requirements.lock from the current .venv
+	$(BIN)/pip freeze --exclude-editable | sed '1i # Exact versions of every package costwatch installs (make install). Regenerate with: make lock' > requirements.lock
+
+clean: ## stop the embedded database and remove .costwatch and dbt's target
+	-$(BIN)/costwatch db stop
+	rm -rf $(COSTWATCH_HOME) dbt_project/target dbt_project/logs

@@ -1,0 +1,1 @@
+"""costwatch: the Cost Spike Runbook as a Dagster + dbt pipeline on PostgreSQL."""

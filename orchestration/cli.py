@@ -1,0 +1,289 @@
+"""The `costwatch` command: the edge where every error a user can hit becomes one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from orchestration.database import DatabaseError, first_line, redact
+
+
+class CostwatchError(RuntimeError):
+    """An error for the user: printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"costwatch: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- db
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from orchestration.database import EmbeddedPostgres, configured_url, connect, database_url
+
+    out = _console()
+    server = EmbeddedPostgres()
+    if args.db_command == "start":
+        if configured_url():
+            out.print("COSTWATCH_DATABASE_URL is set: nothing to start")
+            return 0
+        url = server.start()
+        out.print(f"embedded PostgreSQL running at {redact(url)} (data: {server.data_dir})")
+    elif args.db_command == "stop":
+        if configured_url():
+            out.print("COSTWATCH_DATABASE_URL is set: costwatch does not stop that server")
+            return 0
+        stopped = server.stop()
+        out.print(
+            "embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running"
+        )
+    elif args.db_command == "status":
+        if configured_url():
+            url = database_url()
+            with connect(url) as conn:
+                version = conn.execute("show server_version").fetchone()[0]
+            out.print(f"configured database {redact(url)}: reachable, PostgreSQL {version}")
+            return 0
+        status = server.status()
+        state = f"running (pid {status.pid}, port {status.port})" if status.running else "stopped"
+        out.print(f"embedded PostgreSQL {state}; data: {status.data_dir}")
+        return 0 if status.running else 3
+    elif args.db_command == "url":
+        sys.stdout.write(database_url(start=False) + "\n")
+    elif args.db_command == "init":
+        from orchestration.schema import init_database
+
+        url = database_url()
+        init_database(url)
+        out.print(f"raw, app and ops tables ready in {redact(url)}")
+    elif args.db_command == "env":
+        return _db_env(args)
+    elif args.db_command == "grant-analyst":
+        from orchestration.schema import grant_analyst
+
+        grant_analyst(database_url(), args.role)
+        out.print(f"role {args.role} may read schema marts, nothing else")
+    return 0
+
+
+def _db_env(args: argparse.Namespace) -> int:
+    """Print (or run a command with) the variables dbt and Dagster need for this database."""
+    from orchestration.database import database_url, dbt_env
+
+    url = database_url()
+    env = {"COSTWATCH_DATABASE_URL": url, **dbt_env(url)}
+    if args.exec:
+        os.environ.update(env)
+        command = [c for c in args.exec if c != "--"]
+        if not command:
+            raise CostwatchError("db env --exec needs a command")
+        os.execvp(command[0], command)
+    import shlex
+
+    for key, value in env.items():
+        sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- seed
+
+
+def _parse_end(value: str) -> datetime:
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO timestamp: {value!r} (e.g. 2026-11-29T12:00:00Z)"
+        ) from None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
+    return number
+
+
+def _cmd_seed(args: argparse.Namespace) -> int:
+    from orchestration import seed as seeding
+    from orchestration.database import connect, database_url
+
+    if args.scenario not in seeding.SCENARIOS:
+        raise CostwatchError(
+            f"unknown scenario {args.scenario!r}; choose one of: {', '.join(seeding.SCENARIOS)}"
+        )
+    with connect(database_url()) as conn:
+        summary = seeding.seed(
+            conn,
+            args.scenario,
+            days=args.days,
+            events_per_hour=args.events_per_hour,
+            seed=args.seed,
+            end=args.end,
+            replace=args.replace,
+        )
+    onset = f", incident from {summary.onset:%Y-%m-%d %H:%M}" if summary.onset else ""
+    _console().print(
+        f"seeded {summary.scenario}: {summary.inference_events:,} inference events, "
+        f"{summary.tool_calls:,} tool calls, {summary.change_events} change events "
+        f"from {summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC{onset}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from orchestration.project import prepare_manifest
+
+    path = prepare_manifest(force=args.force)
+    _console().print(f"dbt manifest ready: {path}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from orchestration.pipeline import run_pass
+
+    result = run_pass(full_refresh=args.full_refresh)
+    out = _console()
+    out.print(result.summary())
+    return 0 if result.success else 1
+
+
+def _cmd_triage(args: argparse.Namespace) -> int:
+    from orchestration.database import database_url
+    from orchestration.triage import triage_markdown
+
+    sys.stdout.write(triage_markdown(database_url(), spike_id=args.spike) + "\n")
+    return 0
+
+
+def _cmd_incidents(args: argparse.Namespace) -> int:
+    from orchestration.incidents.cli import incidents_command
+
+    return incidents_command(args)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="costwatch",
+        description="Watch LLM inference spend and work the Cost Spike Runbook by itself.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    db = sub.add_parser("db", help="the database: embedded PostgreSQL or COSTWATCH_DATABASE_URL")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_sub.add_parser("start", help="start the embedded PostgreSQL (harmless when running)")
+    db_sub.add_parser("stop", help="stop the embedded PostgreSQL (data is kept)")
+    db_sub.add_parser("status", help="is the database up")
+    db_sub.add_parser("url", help="print the libpq URL in use")
+    db_sub.add_parser("init", help="create the raw, app and ops tables if missing (idempotent)")
+    env = db_sub.add_parser(
+        "env", help="print the variables dbt and Dagster read, or run a command"
+    )
+    env.add_argument("--exec", nargs=argparse.REMAINDER, help="run this command with them set")
+    grant = db_sub.add_parser("grant-analyst", help="let ROLE read schema marts and nothing else")
+    grant.add_argument("role")
+    db.set_defaults(handler=_cmd_db)
+
+    seed = sub.add_parser("seed", help="append synthetic events for a scenario")
+    seed.add_argument("--scenario", required=True, help="quiet, autosave_loop, tool_outage, ...")
+    seed.add_argument("--days", type=_positive_int, default=14)
+    seed.add_argument("--events-per-hour", type=_positive_int, default=None)
+    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument("--end", type=_parse_end, default=None, help="ISO timestamp (default: now)")
+    seed.add_argument(
+        "--replace", action="store_true", help="delete the raw events first (destructive)"
+    )
+    seed.set_defaults(handler=_cmd_seed)
+
+    prepare = sub.add_parser("prepare", help="build dbt's manifest (done by `run` when stale)")
+    prepare.add_argument("--force", action="store_true")
+    prepare.set_defaults(handler=_cmd_prepare)
+
+    run = sub.add_parser(
+        "run", help="one full pass: every asset, checks, then the incident sensors"
+    )
+    run.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+    run.set_defaults(handler=_cmd_run)
+
+    triage = sub.add_parser("triage", help="the filled-in runbook for the latest (or given) spike")
+    triage.add_argument("--spike", default=None, help="a spike_id (default: the latest)")
+    triage.set_defaults(handler=_cmd_triage)
+
+    incidents = sub.add_parser("incidents", help="the incident log")
+    inc_sub = incidents.add_subparsers(dest="incidents_command", parser_class=_Parser)
+    inc_sub.add_parser("list", help="recent incidents")
+    for name, text in (("show", "one incident"), ("ack", "acknowledge"), ("resolve", "resolve")):
+        p = inc_sub.add_parser(name, help=text)
+        p.add_argument("incident_id", type=_positive_int)
+    incidents.set_defaults(handler=_cmd_incidents, incidents_command="list")
+    return parser
+
+
+def _defaults_for_environment() -> None:
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    _defaults_for_environment()
+    args = build_parser().parse_args(argv)
+    if getattr(args, "events_per_hour", 0) is None:
+        from orchestration.seed import DEFAULT_EVENTS_PER_HOUR
+
+        args.events_per_hour = DEFAULT_EVENTS_PER_HOUR
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        code = handler(args)
+    except (CostwatchError, DatabaseError) as err:
+        sys.stderr.write(f"costwatch: error: {first_line(err)}\n")
+        code = 1
+    except KeyboardInterrupt:
+        sys.stderr.write("costwatch: interrupted\n")
+        code = 130
+    except Exception as err:  # noqa: BLE001 - the edge: one line, never a traceback
+        known = _known_error(err)
+        sys.stderr.write(f"costwatch: error: {known}\n")
+        if os.environ.get("COSTWATCH_DEBUG"):
+            raise
+        code = 1
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+def _known_error(err: Exception) -> str:
+    """One line for errors from libraries (psycopg, dbt, Dagster), secrets redacted."""
+    import psycopg
+
+    if isinstance(err, psycopg.errors.UndefinedTable):
+        return f"{first_line(err)} (run `costwatch db init`)"
+    if isinstance(err, psycopg.Error):
+        return f"database: {first_line(err)}"
+    return f"{type(err).__name__}: {first_line(err)}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

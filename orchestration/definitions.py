@@ -1,0 +1,37 @@
+"""The costwatch code location: what `dagster dev` shows and `costwatch run` executes."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.dbt import costwatch_dbt_assets
+from orchestration.assets.raw import raw_assets
+from orchestration.project import DBT_EXECUTABLE, dbt_project
+from orchestration.resources import PostgresResource
+
+PASS_JOB_NAME = "costwatch_pass"
+
+costwatch_pass = dg.define_asset_job(
+    PASS_JOB_NAME,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*raw_assets),
+    description="One pass of the runbook: every mart, its tests and expectation suites.",
+)
+
+hourly = dg.ScheduleDefinition(
+    job=costwatch_pass,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Keep the marts current: five minutes past every hour.",
+)
+
+defs = dg.Definitions(
+    assets=[*raw_assets, costwatch_dbt_assets],
+    jobs=[costwatch_pass],
+    schedules=[hourly],
+    resources={
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "database": PostgresResource(url=dg.EnvVar("COSTWATCH_DATABASE_URL")),
+    },
+)

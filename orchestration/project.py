@@ -1,0 +1,76 @@
+"""The dbt project as Dagster sees it, and keeping its manifest current outside `dagster dev`."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from orchestration.database import PROJECT_ROOT, first_line
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
+_FILES = ("dbt_project.yml", "profiles.yml")
+
+
+class ManifestError(RuntimeError):
+    """dbt could not parse the project."""
+
+
+def _newest_input_mtime() -> float:
+    newest = max((DBT_PROJECT_DIR / name).stat().st_mtime for name in _FILES)
+    for folder in _INPUTS:
+        root = DBT_PROJECT_DIR / folder
+        if not root.exists():
+            continue
+        for path in root.rglob("*"):
+            if path.suffix in (".sql", ".yml", ".yaml", ".csv", ".md"):
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def manifest_is_stale() -> bool:
+    manifest = dbt_project.manifest_path
+    return not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime()
+
+
+def prepare_manifest(force: bool = False) -> Path:
+    """Run `dbt parse` when the manifest is missing or older than the project's files."""
+    manifest = dbt_project.manifest_path
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / ".parse.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs at once parse once
+        if force or manifest_is_stale():
+            env = {
+                **os.environ,
+                "DBT_TARGET_PATH": str(manifest.parent),
+                "DBT_LOG_PATH": str(manifest.parent),
+                "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            }
+            result = subprocess.run(
+                [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=DBT_PROJECT_DIR,
+            )
+            if result.returncode != 0 or not manifest.exists():
+                detail = [
+                    line
+                    for line in (result.stdout + result.stderr).splitlines()
+                    if line.strip() and "Encountered an error" not in line
+                ]
+                reason = detail[0] if detail else f"exit {result.returncode}"
+                raise ManifestError(f"dbt parse failed: {first_line(reason)}")
+            os.utime(manifest)
+    return manifest

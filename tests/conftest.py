@@ -1,0 +1,123 @@
+"""Shared fixtures: a real PostgreSQL (the embedded server), a fresh database per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from orchestration.database import EmbeddedPostgres, connect, url_for_database
+from orchestration.schema import init_database
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+COSTWATCH = str(Path(sys.executable).with_name("costwatch"))
+_counter = itertools.count()
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """URL of the maintenance database of the PostgreSQL the tests use.
+
+    COSTWATCH_TEST_DATABASE_URL points the suite at another server; otherwise the embedded one.
+    """
+    url = os.environ.get("COSTWATCH_TEST_DATABASE_URL")
+    if url:
+        return url_for_database(url, "postgres")
+    EmbeddedPostgres().start()
+    return EmbeddedPostgres().url("postgres")
+
+
+def _database_name(request: pytest.FixtureRequest) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    return f"cw_test_{worker}_{os.getpid()}_{next(_counter)}"
+
+
+def create_database(server_url: str, name: str, init: bool = True) -> str:
+    """Create an empty database on the test server (and costwatch's tables in it)."""
+    with connect(server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    url = url_for_database(server_url, name)
+    if init:
+        init_database(url)
+    return url
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with connect(server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db_url(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database with `costwatch db init` applied; dropped after the test."""
+    name = _database_name(request)
+    url = create_database(server_url, name)
+    yield url
+    if not os.environ.get("COSTWATCH_KEEP_TEST_DB"):
+        drop_database(server_url, name)
+
+
+@pytest.fixture(scope="module")
+def module_db_url(server_url: str) -> Iterator[str]:
+    """Like db_url, shared by the tests of one module (for expensive pipeline runs)."""
+    name = f"cw_test_{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}_{os.getpid()}_m{next(_counter)}"
+    url = create_database(server_url, name)
+    yield url
+    if not os.environ.get("COSTWATCH_KEEP_TEST_DB"):
+        drop_database(server_url, name)
+
+
+@pytest.fixture
+def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running the `costwatch` command against the test database."""
+    return costwatch_env(db_url, tmp_path)
+
+
+def costwatch_env(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSTWATCH_")}
+    env.update(
+        COSTWATCH_DATABASE_URL=url,
+        COSTWATCH_HOME=os.environ.get("COSTWATCH_HOME", str(PROJECT_ROOT / ".costwatch")),
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        GX_ANALYTICS_ENABLED="false",
+        DAGSTER_DISABLE_TELEMETRY="true",
+    )
+    env.update(extra)
+    return env
+
+
+def run_costwatch(
+    *args: str, env: dict[str, str], check: bool = False, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run the real `costwatch` command, as a user would."""
+    result = subprocess.run(
+        [COSTWATCH, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"costwatch {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def query(url: str, sql: str, params: tuple | dict | None = None) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
