@@ -160,9 +160,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from orchestration.pipeline import run_pass
+    from orchestration.pipeline import PassError, run_pass
 
-    result = run_pass(full_refresh=args.full_refresh)
+    try:
+        result = run_pass(full_refresh=args.full_refresh, wait_seconds=args.wait)
+    except PassError as err:
+        raise CostwatchError(str(err)) from None
     out = _console()
     out.print(result.summary())
     return 0 if result.success else 1
@@ -226,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="one full pass: every asset, checks, then the incident sensors"
     )
     run.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for another pass on the same database (default 900)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     triage = sub.add_parser("triage", help="the filled-in runbook for the latest (or given) spike")

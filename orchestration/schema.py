@@ -48,3 +48,76 @@ def grant_analyst(url: str, role: str) -> None:
                 ident
             )
         )
+
+
+# The contract's raw columns (section 3). Extra columns are fine; missing or retyped ones are not.
+RAW_COLUMNS: dict[str, dict[str, str]] = {
+    "raw.inference_events": {
+        "event_id": "text",
+        "created_at": "timestamp with time zone",
+        "user_id": "text",
+        "session_id": "text",
+        "feature": "text",
+        "trigger_type": "text",
+        "model": "text",
+        "input_tokens": "integer",
+        "output_tokens": "integer",
+        "cost_usd": "numeric",
+        "user_agent": "text",
+    },
+    "raw.tool_calls": {
+        "call_id": "text",
+        "created_at": "timestamp with time zone",
+        "event_id": "text",
+        "feature": "text",
+        "tool_name": "text",
+        "success": "boolean",
+        "retries": "integer",
+        "latency_ms": "integer",
+    },
+    "raw.change_events": {
+        "change_id": "text",
+        "changed_at": "timestamp with time zone",
+        "kind": "text",
+        "feature": "text",
+        "description": "text",
+    },
+    "app.feature_flags": {
+        "feature": "text",
+        "enabled": "boolean",
+        "updated_at": "timestamp with time zone",
+        "updated_by": "text",
+    },
+}
+# Types a column may have instead of the contract's, because the pipeline casts them safely.
+_COMPATIBLE = {
+    "text": {"text", "character varying", "character"},
+    "integer": {"integer", "smallint", "bigint"},
+    "numeric": {"numeric", "double precision", "real", "integer", "bigint"},
+}
+
+
+def check_raw_schema(url: str) -> None:
+    """Fail with one line naming the table and column when a raw table drifted from the contract."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            """
+            select table_schema || '.' || table_name, column_name, data_type
+            from information_schema.columns
+            where table_schema in ('raw', 'app')
+            """
+        ).fetchall()
+    found: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        found.setdefault(table, {})[column] = data_type
+    for table, columns in RAW_COLUMNS.items():
+        if table not in found:
+            raise DatabaseError(f"table {table} does not exist: run `costwatch db init`")
+        for column, expected in columns.items():
+            actual = found[table].get(column)
+            if actual is None:
+                raise DatabaseError(f"table {table} has no column {column} ({expected} expected)")
+            if actual != expected and actual not in _COMPATIBLE.get(expected, ()):
+                raise DatabaseError(
+                    f"column {table}.{column} is {actual}, the contract says {expected}"
+                )

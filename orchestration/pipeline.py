@@ -1,0 +1,192 @@
+"""`costwatch run`: one pass of the same Dagster definitions `dagster dev` serves, in-process.
+
+A pass materializes every asset (dbt build with its tests as asset checks, the expectation
+suites), then evaluates the incident sensors once. Passes are serialised by a PostgreSQL advisory
+lock, so two at once (or a pass and a `dagster dev` tick) never double an incident or race on a
+mart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from orchestration.database import (
+    DatabaseError,
+    connect,
+    costwatch_home,
+    database_url,
+    dbt_env,
+    first_line,
+)
+
+PASS_LOCK_KEY = "costwatch.pass"
+
+
+class PassError(RuntimeError):
+    """The pass could not run; the message is the one line the user sees."""
+
+
+@dataclass
+class PassResult:
+    success: bool
+    seconds: float
+    run_id: str | None = None
+    materialized: list[str] = field(default_factory=list)
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    checks_warned: list[str] = field(default_factory=list)
+    error: str | None = None
+    incidents: str | None = None
+
+    def summary(self) -> str:
+        lines = [
+            f"costwatch pass {'finished' if self.success else 'FAILED'} in {self.seconds:.1f}s: "
+            f"{len(self.materialized)} assets materialized, {self.checks_passed} checks passed, "
+            f"{len(self.checks_warned)} warned, {len(self.checks_failed)} failed"
+        ]
+        lines += [f"  check failed: {name}" for name in self.checks_failed]
+        lines += [f"  check warned: {name}" for name in self.checks_warned]
+        if self.incidents:
+            lines.append(self.incidents)
+        if self.error:
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines)
+
+
+def prepare_environment(url: str) -> None:
+    """Point dbt (profiles.yml) and the Dagster resources at `url`."""
+    os.environ["COSTWATCH_DATABASE_URL"] = url
+    os.environ.update(dbt_env(url))
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
+
+
+def dagster_instance():
+    """The persistent Dagster instance under $DAGSTER_HOME (default $COSTWATCH_HOME/dagster),
+    so runs of `costwatch run` show in `dagster dev`."""
+    import dagster as dg
+
+    home = Path(os.environ.get("DAGSTER_HOME") or costwatch_home() / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+@contextlib.contextmanager
+def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
+    """Hold the pass's advisory lock, waiting up to `wait_seconds` for another pass to end."""
+    conn = connect(url, autocommit=True)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while not conn.execute(
+            "select pg_try_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,)
+        ).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise PassError(
+                    f"another costwatch pass is running on this database "
+                    f"(waited {wait_seconds:.0f}s); try again when it ends"
+                )
+            time.sleep(0.5)
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()  # closing the session releases the lock, even after a server restart
+
+
+def preflight(url: str) -> None:
+    """Fail early, with one line, when the database or its raw tables are not usable."""
+    from orchestration.schema import check_raw_schema
+
+    check_raw_schema(url)
+
+
+def run_pass(
+    full_refresh: bool = False,
+    url: str | None = None,
+    wait_seconds: float | None = None,
+) -> PassResult:
+    """Materialize every asset through the Dagster definitions, then evaluate the sensors once."""
+    started = time.monotonic()
+    url = url or database_url()
+    if wait_seconds is None:
+        wait_seconds = float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
+    preflight(url)
+    prepare_environment(url)
+    from orchestration.project import ManifestError, prepare_manifest
+
+    try:
+        prepare_manifest()
+    except ManifestError as err:
+        raise PassError(str(err)) from None
+    with pass_lock(url, wait_seconds):
+        result = _execute(full_refresh)
+        result.incidents = _evaluate_sensors(url, result)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _execute(full_refresh: bool) -> PassResult:
+    import dagster as dg
+
+    from orchestration.definitions import PASS_JOB_NAME, defs
+
+    instance = dagster_instance()
+    job = defs.resolve_job_def(PASS_JOB_NAME)
+    run_config = {"ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}}}
+    started = time.monotonic()
+    outcome = job.execute_in_process(
+        run_config=run_config, instance=instance, raise_on_error=False
+    )
+    result = PassResult(
+        success=outcome.success, seconds=time.monotonic() - started, run_id=outcome.run_id
+    )
+    result.materialized = sorted(
+        event.asset_key.to_user_string()
+        for event in outcome.get_asset_materialization_events()
+        if event.asset_key is not None
+    )
+    for evaluation in outcome.get_asset_check_evaluations():
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if evaluation.passed:
+            result.checks_passed += 1
+        elif evaluation.severity == dg.AssetCheckSeverity.WARN:
+            result.checks_warned.append(name)
+        else:
+            result.checks_failed.append(name)
+    if not outcome.success:
+        result.error = _first_failure(outcome)
+    return result
+
+
+def _first_failure(outcome) -> str:
+    for event in outcome.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            cause = error.cause if error is not None and error.cause is not None else error
+            if cause is not None:
+                return f"step {event.step_key} failed: {first_line(cause.message)}"
+            return f"step {event.step_key} failed"
+    return "the run failed"
+
+
+def _evaluate_sensors(url: str, result: PassResult) -> str | None:
+    """The incident sensors' logic, once, after the pass (what the Dagster sensors do on a tick)."""
+    try:
+        from orchestration.incidents.engine import evaluate_after_pass
+    except ImportError:
+        return None
+    try:
+        return evaluate_after_pass(url, pass_succeeded=result.success, error=result.error)
+    except DatabaseError as err:
+        return f"incident sensors could not run: {first_line(err)}"
