@@ -77,6 +77,9 @@ def validate_url(url: str) -> dict[str, str]:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error as err:
         raise DatabaseError(f"malformed database URL {redact(url)!r}: {first_line(err)}") from None
+    port = str(params.get("port") or "")
+    if port and not all(part.isdigit() and 0 < int(part) < 65536 for part in port.split(",")):
+        raise DatabaseError(f"malformed database URL {redact(url)!r}: invalid port {port!r}")
     return {k: str(v) for k, v in params.items() if v is not None}
 
 
@@ -378,7 +381,10 @@ def _free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Can the server listen there? (SO_REUSEADDR as PostgreSQL does: a port left in TIME_WAIT
+    by the previous run is free, so the URL stays the same across restarts.)"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
