@@ -30,8 +30,8 @@ FEATURES: tuple[str, ...] = tuple(FEATURE_WEIGHTS)
 # Which model serves a session of each feature.
 FEATURE_MODELS: dict[str, dict[str, float]] = {
     "chat": {"gpt-4o-mini": 0.60, "gpt-4o": 0.25, "claude-3-5-haiku": 0.15},
-    "summarize": {"gpt-4o-mini": 0.70, "claude-3-5-haiku": 0.30},
-    "code_assist": {"claude-sonnet-4": 0.60, "gpt-4o": 0.40},
+    "summarize": {"gpt-4o-mini": 0.50, "claude-3-5-haiku": 0.30, "gpt-4o": 0.20},
+    "code_assist": {"claude-sonnet-4": 0.45, "gpt-4o": 0.25, "gpt-4o-mini": 0.30},
     "doc_qa": {"gpt-4o-mini": 0.50, "claude-3-5-haiku": 0.30, "gpt-4o": 0.20},
     "search_answer": {"gpt-4o-mini": 0.60, "gpt-4o": 0.40},
     "translate": {"gpt-4o-mini": 0.80, "claude-3-5-haiku": 0.20},
@@ -41,15 +41,15 @@ FEATURE_MODELS: dict[str, dict[str, float]] = {
 # Median (input, output) tokens per request; drawn lognormal around them.
 TOKEN_MEDIANS: dict[str, tuple[int, int]] = {
     "chat": (800, 250),
-    "summarize": (3000, 300),
+    "summarize": (2000, 300),
     "code_assist": (2000, 600),
     "doc_qa": (2500, 300),
     "search_answer": (1500, 350),
     "translate": (600, 600),
     "email_draft": (500, 350),
 }
-INPUT_SIGMA = 0.7
-OUTPUT_SIGMA = 0.6
+INPUT_SIGMA = 0.6
+OUTPUT_SIGMA = 0.5
 
 TRIGGERS: tuple[str, ...] = ("user", "undo", "retry", "auto_save")
 # Baseline hidden recompute: a few percent, as in a healthy product.
