@@ -1,0 +1,32 @@
+{#-
+  Time buckets, independent of the session time zone. The `at time zone 'UTC'` form lets the
+  planner use column statistics (and extended statistics on the expression), which gives parallel
+  hash aggregates instead of a serial sort (PERFORMANCE.md).
+-#}
+
+{#- The UTC hour a timestamptz falls in, as a timestamptz. -#}
+{% macro hour_bucket(column) -%}
+    {{ return(adapter.dispatch('hour_bucket', 'costwatch')(column)) }}
+{%- endmacro %}
+
+{% macro default__hour_bucket(column) -%}
+    (date_trunc('hour', {{ column }} at time zone 'UTC') at time zone 'UTC')
+{%- endmacro %}
+
+{#- The UTC calendar day a timestamptz falls in, as a date. -#}
+{% macro day_bucket(column) -%}
+    {{ return(adapter.dispatch('day_bucket', 'costwatch')(column)) }}
+{%- endmacro %}
+
+{% macro default__day_bucket(column) -%}
+    (({{ column }} at time zone 'UTC')::date)
+{%- endmacro %}
+
+{#- The first instant (timestamptz) of a UTC day given as a date expression. -#}
+{% macro day_start(day_expression) -%}
+    {{ return(adapter.dispatch('day_start', 'costwatch')(day_expression)) }}
+{%- endmacro %}
+
+{% macro default__day_start(day_expression) -%}
+    (({{ day_expression }})::timestamp at time zone 'UTC')
+{%- endmacro %}

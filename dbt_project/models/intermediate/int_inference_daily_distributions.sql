@@ -1,0 +1,32 @@
+-- Non-additive daily measures of clean inference events (distinct users, 95th percentiles):
+-- one pass over all rows of each rebuilt day.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='day',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{%- set cutoff = incremental_cutoff('day', grain='day') %}
+
+with
+
+events as (
+    select * from {{ ref('stg_raw__inference_events') }}
+    where {{ since_cutoff('created_at', cutoff) }}
+),
+
+final as (
+    select
+        day,
+        count(*) as requests,
+        count(distinct user_id collate "C") as unique_users,
+        percentile_cont(0.95) within group (order by input_tokens) as p95_input_tokens,
+        percentile_cont(0.95) within group (order by output_tokens) as p95_output_tokens
+    from events
+    group by day
+)
+
+select * from final

@@ -1,0 +1,32 @@
+-- Non-additive hourly measures of clean inference events (distinct users, 95th percentiles):
+-- one pass over the rows of each rebuilt hour.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{%- set cutoff = incremental_cutoff('hour') %}
+
+with
+
+events as (
+    select * from {{ ref('stg_raw__inference_events') }}
+    where {{ since_cutoff('created_at', cutoff) }}
+),
+
+final as (
+    select
+        hour,
+        count(*) as requests,
+        count(distinct user_id collate "C") as unique_users,
+        percentile_cont(0.95) within group (order by input_tokens) as p95_input_tokens,
+        percentile_cont(0.95) within group (order by output_tokens) as p95_output_tokens
+    from events
+    group by hour
+)
+
+select * from final

@@ -1,0 +1,34 @@
+-- Additive hourly facts of clean tool calls, one row per hour, tool and feature.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{%- set cutoff = incremental_cutoff('hour') %}
+
+with
+
+calls as (
+    select * from {{ ref('stg_raw__tool_calls') }}
+    where {{ since_cutoff('created_at', cutoff) }}
+),
+
+final as (
+    select
+        hour,
+        tool_name,
+        feature,
+        count(*) as total_calls,
+        count(*) filter (where success = false) as failures,
+        sum(retries) as total_retries,
+        sum(latency_ms) as sum_latency_ms,
+        count(latency_ms) as latency_calls
+    from calls
+    group by hour, tool_name, feature
+)
+
+select * from final

@@ -1,0 +1,50 @@
+-- Runbook step 4 per hour: average and 95th percentile of input and output tokens.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{%- set cutoff = incremental_cutoff('hour') %}
+
+with
+
+facts as (
+    select * from {{ ref('int_inference_hourly_facts') }}
+    where {{ since_cutoff('hour', cutoff) }}
+),
+
+distributions as (
+    select * from {{ ref('int_inference_hourly_distributions') }}
+    where {{ since_cutoff('hour', cutoff) }}
+),
+
+totals as (
+    select
+        hour as hour,
+        sum(requests)::bigint as requests,
+        sum(sum_input_tokens)::bigint as sum_input_tokens,
+        sum(sum_output_tokens)::bigint as sum_output_tokens
+    from facts
+    group by hour
+),
+
+final as (
+    select
+        totals.hour,
+        totals.requests,
+        totals.sum_input_tokens,
+        totals.sum_output_tokens,
+        totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
+        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens,
+        distributions.p95_input_tokens,
+        distributions.p95_output_tokens
+    from totals
+    inner join distributions
+        on totals.hour = distributions.hour
+)
+
+select * from final

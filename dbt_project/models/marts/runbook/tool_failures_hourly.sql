@@ -1,0 +1,43 @@
+-- Runbook step 6 per hour and tool: calls, failures and retries.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{%- set cutoff = incremental_cutoff('hour') %}
+
+with
+
+facts as (
+    select * from {{ ref('int_tool_calls_hourly_facts') }}
+    where {{ since_cutoff('hour', cutoff) }}
+),
+
+totals as (
+    select
+        hour as hour,
+        tool_name,
+        sum(total_calls)::bigint as total_calls,
+        sum(failures)::bigint as failures,
+        sum(total_retries)::bigint as total_retries
+    from facts
+    group by hour, tool_name
+),
+
+final as (
+    select
+        hour,
+        tool_name,
+        total_calls,
+        failures,
+        failures::float / total_calls as failure_rate,
+        total_retries,
+        total_retries::numeric / total_calls as avg_retries
+    from totals
+)
+
+select * from final

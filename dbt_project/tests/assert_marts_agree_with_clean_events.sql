@@ -1,0 +1,33 @@
+-- A returned row is an hour whose requests or cost in cost_hourly differ from the clean staged
+-- events of that hour: an incremental run missed or double-counted events.
+with
+
+events as (
+    select
+        hour,
+        count(*) as requests,
+        sum(cost_usd) as total_cost_usd
+    from {{ ref('stg_raw__inference_events') }}
+    group by hour
+),
+
+marts as (
+    select * from {{ ref('cost_hourly') }}
+),
+
+final as (
+    select
+        coalesce(events.hour, marts.hour) as hour,
+        events.requests as event_requests,
+        marts.requests as mart_requests,
+        events.total_cost_usd as event_cost_usd,
+        marts.total_cost_usd as mart_cost_usd
+    from events
+    full outer join marts
+        on events.hour = marts.hour
+    where
+        events.requests is distinct from marts.requests
+        or events.total_cost_usd is distinct from marts.total_cost_usd
+)
+
+select * from final

@@ -1,0 +1,109 @@
+"""Helpers shared by the marts, cleaning and incremental tests (no tests in here).
+
+dbt runs as a subprocess against a test database, with its own target folder so that parallel
+test processes and the shared `dbt_project/target` manifest never clash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from orchestration.database import dbt_env
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT = str(Path(sys.executable).with_name("dbt"))
+DBT_PROJECT = PROJECT_ROOT / "dbt_project"
+# The runbook marts with everything they are built from (staging, intermediate) and their tests.
+SELECTION = "+marts.runbook"
+
+RUNBOOK_MARTS = (
+    "cost_hourly",
+    "cost_daily",
+    "trigger_hourly",
+    "recompute_hourly",
+    "recompute_daily",
+    "tokens_hourly",
+    "tokens_daily",
+    "feature_cost_hourly",
+    "feature_cost_daily",
+    "tool_failures_hourly",
+    "tool_failures_daily",
+)
+
+
+def run_dbt(
+    url: str, target: Path, *args: str, select: str = SELECTION, check: bool = True
+) -> dict:
+    """Run `dbt <args> --select <select>` on the database at `url`; return run_results.json."""
+    target.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        **dbt_env(url),
+        "DBT_TARGET_PATH": str(target),
+        "DBT_LOG_PATH": str(target),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    command = [DBT, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    if select:
+        command += ["--select", select]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}")
+    return json.loads((target / "run_results.json").read_text())
+
+
+def rows_affected(run_results: dict) -> dict[str, int]:
+    """Rows each model wrote in a dbt run (the adapter's row count), by model name."""
+    out = {}
+    for result in run_results["results"]:
+        unique_id = result["unique_id"]
+        if unique_id.startswith("model."):
+            out[unique_id.split(".")[-1]] = (result.get("adapter_response") or {}).get(
+                "rows_affected", 0
+            )
+    return out
+
+
+def fetch(url: str, sql: str, params: dict | tuple | None = None) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        conn.execute("set timezone = 'UTC'")
+        return conn.execute(sql, params).fetchall()
+
+
+def normalise(value):
+    """Numbers as floats (numeric and float columns compare to 1e-9), everything else as is."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def snapshot(url: str, tables: tuple[str, ...] = RUNBOOK_MARTS) -> dict[str, list[tuple]]:
+    """Every row of each mart, sorted, for comparing two builds."""
+    out = {}
+    for table in tables:
+        rows = fetch(url, f"select * from marts.{table}")
+        out[table] = sorted(
+            (tuple(normalise(v) for v in row) for row in rows),
+            key=lambda row: tuple((v is None, str(v)) for v in row),
+        )
+    return out
+
+
+def assert_close_rows(actual: list[tuple], expected: list[tuple], what: str) -> None:
+    """Same rows, numbers equal to 1e-9 (relative for large sums)."""
+    assert len(actual) == len(expected), f"{what}: {len(actual)} rows, expected {len(expected)}"
+    for got, want in zip(actual, expected, strict=True):
+        assert len(got) == len(want), what
+        for a, b in zip(got, want, strict=True):
+            a, b = normalise(a), normalise(b)
+            if isinstance(a, float) and isinstance(b, float):
+                assert abs(a - b) <= 1e-9 * max(1.0, abs(b)), f"{what}: {got} != {want}"
+            else:
+                assert a == b, f"{what}: {got} != {want}"
