@@ -1,5 +1,6 @@
-{#- Fails for every combination of the key columns that occurs more than once or has a null. -#}
-{% test unique_combination(model, combination_of_columns) %}
+{#- Fails for every combination of the key columns that occurs more than once, or that has a
+    null in a key column not listed in `nullable_columns` (nulls group together). -#}
+{% test unique_combination(model, combination_of_columns, nullable_columns=[]) %}
 
 with
 
@@ -16,7 +17,7 @@ final as (
     from keyed
     where
         occurrences > 1
-        {%- for column in combination_of_columns %}
+        {%- for column in combination_of_columns if column not in nullable_columns %}
         or {{ column }} is null
         {%- endfor %}
 )
