@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from orchestration.database import DatabaseError, first_line, redact
 
@@ -166,6 +167,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = run_pass(full_refresh=args.full_refresh, wait_seconds=args.wait)
     except PassError as err:
         raise CostwatchError(str(err)) from None
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=2))
     out = _console()
     out.print(result.summary())
     return 0 if result.success else 1
@@ -236,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for another pass on the same database (default 900)",
     )
+    run.add_argument("--json", metavar="PATH", help="also write the pass's figures and timings")
     run.set_defaults(handler=_cmd_run)
 
     triage = sub.add_parser("triage", help="the filled-in runbook for the latest (or given) spike")

@@ -44,6 +44,28 @@ class PassResult:
     checks_warned: list[str] = field(default_factory=list)
     error: str | None = None
     incidents: str | None = None
+    # Where the time went (seconds): phases of the pass, Dagster steps, dbt nodes, checks.
+    timings: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)
+    models: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "success": self.success,
+            "seconds": round(self.seconds, 3),
+            "run_id": self.run_id,
+            "materialized": self.materialized,
+            "checks_passed": self.checks_passed,
+            "checks_failed": self.checks_failed,
+            "checks_warned": self.checks_warned,
+            "error": self.error,
+            "incidents": self.incidents,
+            "timings": self.timings,
+            "steps": self.steps,
+            "models": self.models,
+            "checks": self.checks,
+        }
 
     def summary(self) -> str:
         lines = [
@@ -118,20 +140,36 @@ def run_pass(
 ) -> PassResult:
     """Materialize every asset through the Dagster definitions, then evaluate the sensors once."""
     started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        timings[name] = round(now - since, 3)
+        return now
+
     url = url or database_url()
     if wait_seconds is None:
         wait_seconds = float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
     preflight(url)
     prepare_environment(url)
+    mark = lap("preflight", started)
     from orchestration.project import ManifestError, prepare_manifest
 
     try:
         prepare_manifest()
     except ManifestError as err:
         raise PassError(str(err)) from None
+    mark = lap("dbt_manifest", mark)
+    import orchestration.definitions  # noqa: F401 - timed: Dagster and dbt imports, definitions
+
+    mark = lap("definitions_import", mark)
     with pass_lock(url, wait_seconds):
+        mark = lap("lock_wait", mark)
         result = _execute(full_refresh)
+        mark = lap("execute", mark)
         result.incidents = _evaluate_sensors(url, result)
+        lap("sensors", mark)
+    result.timings = timings
     result.seconds = time.monotonic() - started
     return result
 
@@ -143,11 +181,15 @@ def _execute(full_refresh: bool) -> PassResult:
 
     instance = dagster_instance()
     job = defs.resolve_job_def(PASS_JOB_NAME)
-    run_config = {"ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}}}
+    run_config = {
+        "ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}},
+        # Progress, not Dagster's DEBUG stream: COSTWATCH_LOG_LEVEL=DEBUG brings that back.
+        "loggers": {
+            "console": {"config": {"log_level": os.environ.get("COSTWATCH_LOG_LEVEL", "INFO")}}
+        },
+    }
     started = time.monotonic()
-    outcome = job.execute_in_process(
-        run_config=run_config, instance=instance, raise_on_error=False
-    )
+    outcome = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     result = PassResult(
         success=outcome.success, seconds=time.monotonic() - started, run_id=outcome.run_id
     )
@@ -156,6 +198,7 @@ def _execute(full_refresh: bool) -> PassResult:
         for event in outcome.get_asset_materialization_events()
         if event.asset_key is not None
     )
+    _collect_timings(instance, outcome, result)
     for evaluation in outcome.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:
@@ -167,6 +210,30 @@ def _execute(full_refresh: bool) -> PassResult:
     if not outcome.success:
         result.error = _first_failure(outcome)
     return result
+
+
+def _collect_timings(instance, outcome, result: PassResult) -> None:
+    """Step durations from Dagster's event log; dbt node durations from dagster-dbt's metadata."""
+    started: dict[str, float] = {}
+    for entry in instance.all_logs(outcome.run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            if event.step_key in started:
+                result.steps[event.step_key] = round(entry.timestamp - started[event.step_key], 3)
+    for event in outcome.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        duration = materialization.metadata.get("Execution Duration")
+        if duration is not None:
+            result.models[materialization.asset_key.to_user_string()] = float(duration.value)
+    for evaluation in outcome.get_asset_check_evaluations():
+        duration = evaluation.metadata.get("Execution Duration")
+        if duration is not None:
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            result.checks[name] = float(duration.value)
 
 
 def _first_failure(outcome) -> str:

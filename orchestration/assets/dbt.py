@@ -1,6 +1,5 @@
 """Every dbt model an asset, every dbt test an asset check (dagster-dbt)."""
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping
