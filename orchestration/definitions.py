@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.assets.dbt import costwatch_dbt_assets
 from orchestration.assets.raw import raw_assets
+from orchestration.checks import expectation_checks, raw_check_asset_keys
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import PostgresResource
 
@@ -14,7 +15,9 @@ PASS_JOB_NAME = "costwatch_pass"
 
 costwatch_pass = dg.define_asset_job(
     PASS_JOB_NAME,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*raw_assets),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(*raw_assets)
+    | dg.AssetSelection.checks_for_assets(*raw_check_asset_keys()),
     description="One pass of the runbook: every mart, its tests and expectation suites.",
 )
 
@@ -28,6 +31,7 @@ hourly = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=[*raw_assets, costwatch_dbt_assets],
+    asset_checks=expectation_checks,
     jobs=[costwatch_pass],
     schedules=[hourly],
     resources={
