@@ -139,6 +139,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
             seed=args.seed,
             end=args.end,
             replace=args.replace,
+            hours=args.hours,
         )
     onset = f", incident from {summary.onset:%Y-%m-%d %H:%M}" if summary.onset else ""
     _console().print(
@@ -218,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="append synthetic events for a scenario")
     seed.add_argument("--scenario", required=True, help="quiet, autosave_loop, tool_outage, ...")
     seed.add_argument("--days", type=_positive_int, default=14)
+    seed.add_argument(
+        "--hours", type=_positive_int, default=None, help="a period in hours instead of --days"
+    )
     seed.add_argument("--events-per-hour", type=_positive_int, default=None)
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--end", type=_parse_end, default=None, help="ISO timestamp (default: now)")

@@ -145,6 +145,7 @@ def seed(
     seed: int = 0,
     end: datetime | None = None,
     replace: bool = False,
+    hours: int | None = None,
 ) -> SeedSummary:
     """Append `days` of synthetic data ending at `end`, with `scenario`'s incident, in one commit.
 
@@ -154,13 +155,14 @@ def seed(
     """
     if scenario not in SCENARIOS:
         raise UnknownScenario(scenario)
-    if days <= 0 or events_per_hour <= 0:
-        raise ValueError("days and events_per_hour must be positive")
+    if days <= 0 or events_per_hour <= 0 or (hours is not None and hours <= 0):
+        raise ValueError("days, hours and events_per_hour must be positive")
     end = default_end() if end is None else end
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
     end = end.astimezone(UTC)
-    start = end - timedelta(days=days)
+    # `hours` (e.g. one more hour of events, appended to what is there) overrides `days`.
+    start = end - (timedelta(hours=hours) if hours is not None else timedelta(days=days))
     onset = None if scenario == "quiet" else end - timedelta(hours=INCIDENT_HOURS_BEFORE_END)
     if onset is not None and onset < start:
         onset = start
