@@ -8,6 +8,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets.dbt import costwatch_dbt_assets
 from orchestration.assets.raw import raw_assets
 from orchestration.checks import expectation_checks, raw_check_asset_keys
+from orchestration.incidents.sensors import incident_sensors, spike_asset_checks
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import PostgresResource
 
@@ -31,9 +32,10 @@ hourly = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=[*raw_assets, costwatch_dbt_assets],
-    asset_checks=expectation_checks,
+    asset_checks=[*expectation_checks, *spike_asset_checks([costwatch_dbt_assets])],
     jobs=[costwatch_pass],
     schedules=[hourly],
+    sensors=incident_sensors,
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "database": PostgresResource(url=dg.EnvVar("COSTWATCH_DATABASE_URL")),

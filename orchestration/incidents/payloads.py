@@ -1,0 +1,436 @@
+"""Pure builders: severity, the runbook's fix for a cause, each channel's message, retry policy.
+
+Nothing here touches the network, the database or the clock, so all of it is unit-tested alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+# --------------------------------------------------------------------------- severity
+
+# Excess cost of the spike (USD) at or above which an incident gets each severity.
+SEVERITY_THRESHOLDS_USD: tuple[tuple[str, float], ...] = (
+    ("critical", 500.0),
+    ("high", 100.0),
+    ("medium", 25.0),
+)
+PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
+
+
+def severity_for(excess_cost_usd: float | None) -> str:
+    """critical >= $500 of excess, high >= $100, medium >= $25, low below (or unknown)."""
+    excess = float(excess_cost_usd or 0.0)
+    for name, floor in SEVERITY_THRESHOLDS_USD:
+        if excess >= floor:
+            return name
+    return "low"
+
+
+def dedup_key(spike_id: str) -> str:
+    """One key per spike, shared by every channel and kind (PagerDuty groups on it)."""
+    return f"costwatch-{spike_id}"
+
+
+def pipeline_dedup_key(at: datetime) -> str:
+    """A failing pipeline alerts once per hour, whether `costwatch run` or a sensor saw it."""
+    return f"costwatch-pipeline-failed-{at:%Y%m%dT%H}"
+
+
+# --------------------------------------------------------------------------- the runbook's fixes
+
+_FIX_HIDDEN_RECOMPUTE = """\
+Hidden recompute (runbook step 7): rate limit, add confirmation.
+```python
+# Reduce auto-save frequency
+AUTO_SAVE_INTERVAL_MS = 30000  # Was 5000
+
+# Add rate limiting on undo
+UNDO_RATE_LIMIT = "3/minute"
+```"""
+
+_FIX_CONTEXT_BLOAT = """\
+Context bloat (runbook step 7): truncate, summarize.
+```python
+# Truncate context to last N messages
+MAX_CONTEXT_MESSAGES = 10
+
+# Or implement sliding window
+context = messages[-MAX_CONTEXT_MESSAGES:]
+```"""
+
+_FIX_TOOL_RETRIES = """\
+Tool retries (runbook step 7): circuit breaker, fallback.
+```python
+# Reduce max retries
+MAX_TOOL_RETRIES = 2  # Was 5
+
+# Add circuit breaker
+@circuit(failure_threshold=3, recovery_timeout=60)
+async def call_tool(...):
+    ...
+```"""
+
+_FIX_FEATURE = """\
+One feature dominates (runbook step 7): throttle, investigate.
+```python
+# Feature flag to disable/throttle
+if FEATURE_FLAGS.get("{feature}_throttle"):
+    await rate_limit(user_id, "{feature}", limit=10, period="hour")
+```"""
+
+_FIX_OUTPUT_GROWTH = """\
+Rising output tokens (runbook quick reference): model change or prompt; rollback, constrain.
+Roll back the latest model version or prompt template change{model}, and cap the output length
+(e.g. `max_tokens`) until the change is reviewed."""
+
+_FIX_TRAFFIC = """\
+Traffic increase: requests rose at a flat cost per request. Check the top users and user agents
+for bots or abuse and rate limit them per user; if the growth is genuine, raise the budget."""
+
+
+def mitigation_for(
+    cause: str | None,
+    *,
+    feature: str | None = None,
+    tool_name: str | None = None,
+    trigger_type: str | None = None,
+    model: str | None = None,
+    fallback: str | None = None,
+) -> str:
+    """The runbook's fix for `cause`, with the configuration its step 7 shows."""
+    if cause == "hidden_recompute":
+        focus = {
+            "auto_save": "Auto-save drives it: raise AUTO_SAVE_INTERVAL_MS first.",
+            "undo": "Undo drives it: apply UNDO_RATE_LIMIT first.",
+            "retry": "Retries drive it: add a confirmation before a retry re-runs the request.",
+        }.get(trigger_type or "")
+        return _FIX_HIDDEN_RECOMPUTE + (f"\n{focus}" if focus else "")
+    if cause == "context_bloat":
+        return _FIX_CONTEXT_BLOAT
+    if cause == "tool_retry_storm":
+        text = _FIX_TOOL_RETRIES
+        return text + (f"\nFailing tool: `{tool_name}`." if tool_name else "")
+    if cause == "feature_concentration":
+        return _FIX_FEATURE.replace("{feature}", feature or "expensive_feature")
+    if cause == "output_growth":
+        return _FIX_OUTPUT_GROWTH.replace("{model}", f" (model `{model}`)" if model else "")
+    if cause == "traffic_increase":
+        return _FIX_TRAFFIC
+    return fallback or "No runbook fix for this cause: follow the runbook from step 1."
+
+
+def _money(value: Any) -> str:
+    return f"${float(value or 0):,.2f}"
+
+
+def _pct(value: Any) -> str:
+    return f"{float(value or 0) * 100:.0f}%"
+
+
+def cause_subject(diagnosis: Mapping[str, Any]) -> str | None:
+    """The column a cause fills (feature, tool, trigger type or model), as `name=value`."""
+    for column in ("trigger_type", "tool_name", "feature", "model"):
+        if diagnosis.get(column):
+            return f"{column}={diagnosis[column]}"
+    return None
+
+
+def evidence_highlights(evidence: Any, limit: int = 6) -> list[str]:
+    """The first few scalar facts of a diagnosis' evidence, one short line each."""
+    if isinstance(evidence, str):
+        try:
+            evidence = json.loads(evidence)
+        except json.JSONDecodeError:
+            return [evidence[:200]]
+    out: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list):
+            if value and all(not isinstance(v, Mapping | list) for v in value):
+                out.append(f"{prefix}: {', '.join(str(v) for v in value[:5])}")
+            elif value:
+                out.append(f"{prefix}: {json.dumps(value[:2], default=str)[:160]}")
+        elif value is not None:
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            out.append(f"{prefix}: {shown[:160]}")
+
+    walk("", evidence)
+    return out[:limit]
+
+
+def root_cause_detail(diagnosis: Mapping[str, Any], excess_cost_usd: Any) -> str:
+    """One readable line: what the cause is about and how much of the excess it explains."""
+    cause = diagnosis.get("cause") or "unknown"
+    subject = cause_subject(diagnosis)
+    contribution = float(diagnosis.get("contribution_usd") or 0)
+    excess = float(excess_cost_usd or 0)
+    share = f" ({contribution / excess:.0%})" if excess > 0 else ""
+    text = f"{cause}{f' ({subject})' if subject else ''} explains {_money(contribution)}"
+    return f"{text} of {_money(excess)} excess cost{share}"
+
+
+def summary_report(
+    incident: Mapping[str, Any],
+    spike: Mapping[str, Any],
+    diagnoses: Sequence[Mapping[str, Any]],
+) -> str:
+    """A concise Markdown report for `ops.incidents.report_md` (until the triage report lands)."""
+    lines = [
+        f"# Cost spike {spike['spike_id']}",
+        "",
+        f"- **Severity:** {incident.get('severity')}",
+        f"- **Started:** {_when(spike.get('spike_start'))} ({spike.get('hours')} hours, "
+        f"peak {_when(spike.get('peak_hour'))}, "
+        f"{'ongoing' if spike.get('is_ongoing') else 'ended'})",
+        f"- **Cost:** {_money(spike.get('total_cost_usd'))} against a baseline of "
+        f"{_money(spike.get('baseline_cost_usd'))}: {_money(spike.get('excess_cost_usd'))} excess, "
+        f"{_pct(spike.get('pct_above_baseline'))} above baseline",
+        f"- **Root cause:** {incident.get('root_cause')}: {incident.get('root_cause_detail')}",
+        "",
+        "## Causes found",
+        "",
+        "| rank | cause | on | explains |",
+        "| --- | --- | --- | --- |",
+    ]
+    for d in diagnoses:
+        lines.append(
+            f"| {d.get('rank')} | {d.get('cause')} | {cause_subject(d) or ''} | "
+            f"{_money(d.get('contribution_usd'))} |"
+        )
+    if diagnoses:
+        highlights = evidence_highlights(diagnoses[0].get("evidence"))
+        if highlights:
+            lines += ["", "## Evidence (root cause)", ""]
+            lines += [f"- {h}" for h in highlights]
+    lines += ["", "## Mitigation (runbook step 7)", "", str(incident.get("mitigation_recommended"))]
+    lines += [
+        "",
+        "## Follow-up (runbook step 8)",
+        "",
+        f"- Root cause recorded in the incident log; alert created; follow-up at "
+        f"{_when(incident.get('follow_up_at'))}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M} UTC"
+    return str(value) if value is not None else "?"
+
+
+# --------------------------------------------------------------------------- channel messages
+
+EVENTS = {
+    "opened": "incident.opened",
+    "escalated": "incident.escalated",
+    "resolved": "incident.resolved",
+}
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def webhook_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The contract's generic webhook JSON (section 6)."""
+    return {
+        "event": EVENTS[kind],
+        "incident_id": incident["incident_id"],
+        "spike_id": incident["spike_id"],
+        "spike_start": _iso(incident.get("spike_start")),
+        "severity": incident.get("severity"),
+        "root_cause": incident.get("root_cause"),
+        "root_cause_detail": incident.get("root_cause_detail"),
+        "excess_cost_usd": _float(incident.get("excess_cost_usd")),
+        "pct_above_baseline": _float(incident.get("pct_above_baseline")),
+        "mitigation_recommended": incident.get("mitigation_recommended"),
+        "dedup_key": dedup_key(incident["spike_id"]),
+    }
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+_HEADLINES = {
+    "opened": ":rotating_light: Cost spike: {cause}",
+    "escalated": ":fire: ESCALATED, cost still rising: {cause}",
+    "resolved": ":white_check_mark: Resolved, cost back under the threshold: {cause}",
+}
+
+
+def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """A Slack incoming-webhook message on-call can act on: cause, excess, start, fix."""
+    cause = incident.get("root_cause") or "unknown cause"
+    headline = _HEADLINES[kind].format(cause=cause)
+    facts = (
+        f"*Incident* #{incident['incident_id']} ({incident.get('severity')}), "
+        f"spike `{incident['spike_id']}`\n"
+        f"*Started:* {_when(incident.get('spike_start'))}\n"
+        f"*Excess:* {_money(incident.get('excess_cost_usd'))} "
+        f"({_pct(incident.get('pct_above_baseline'))} above baseline)\n"
+        f"*Cause:* {incident.get('root_cause_detail') or cause}"
+    )
+    text = f"{headline}\n{facts}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": facts}},
+    ]
+    if kind != "resolved":
+        fix = str(incident.get("mitigation_recommended") or "")
+        text += f"\n*Fix:* {fix}"
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Fix:*\n{fix}"[:3000]}}
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"`costwatch incidents show {incident['incident_id']}`"}
+            ],
+        }
+    )
+    return {"text": text, "blocks": blocks}
+
+
+def pagerduty_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """An Events API v2 event, without its routing key (added on the wire, never stored)."""
+    key = dedup_key(incident["spike_id"])
+    if kind == "resolved":
+        return {"event_action": "resolve", "dedup_key": key}
+    severity = (
+        "critical"
+        if kind == "escalated"
+        else PAGERDUTY_SEVERITY.get(str(incident.get("severity")), "warning")
+    )
+    prefix = "ESCALATED: " if kind == "escalated" else ""
+    summary = (
+        f"{prefix}LLM cost spike {_money(incident.get('excess_cost_usd'))} over baseline since "
+        f"{_when(incident.get('spike_start'))}: {incident.get('root_cause')}"
+    )
+    return {
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {
+            "summary": summary[:1024],
+            "source": "costwatch",
+            "severity": severity,
+            "timestamp": _iso(incident.get("spike_start")),
+            "component": "llm-inference",
+            "group": "cost",
+            "class": incident.get("root_cause"),
+            "custom_details": webhook_payload(incident, kind),
+        },
+    }
+
+
+def pipeline_failed_payloads(error: str | None, at: datetime, run_id: str | None = None) -> dict:
+    """The messages for a failed pass, per channel (no incident behind them)."""
+    key = pipeline_dedup_key(at)
+    reason = error or "the costwatch pass failed"
+    generic = {
+        "event": "pipeline.failed",
+        "error": reason,
+        "run_id": run_id,
+        "failed_at": at.isoformat(),
+        "dedup_key": key,
+    }
+    text = f":warning: costwatch pipeline failed: {reason}"
+    return {
+        "webhook": generic,
+        "slack": {
+            "text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        },
+        "pagerduty": {
+            "event_action": "trigger",
+            "dedup_key": key,
+            "payload": {
+                "summary": f"costwatch pipeline failed: {reason}"[:1024],
+                "source": "costwatch",
+                "severity": "error",
+                "timestamp": at.isoformat(),
+                "component": "costwatch",
+                "group": "pipeline",
+                "custom_details": generic,
+            },
+        },
+        "log": generic,
+    }
+
+
+def incident_payloads(incident: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """The stored (secret-free) payload for each channel."""
+    return {
+        "webhook": webhook_payload(incident, kind),
+        "slack": slack_payload(incident, kind),
+        "pagerduty": pagerduty_payload(incident, kind),
+        "log": webhook_payload(incident, kind),
+    }
+
+
+# --------------------------------------------------------------------------- retry policy
+
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_MAX_SECONDS = 3600.0
+MAX_ATTEMPTS = 30  # transient failures: about a day of retries at the capped interval
+TRANSIENT_4XX = {408, 425, 429}
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next attempt after `attempts` failures: 30 s, 60 s, 2 min, ... capped 1 h."""
+    exponent = max(attempts - 1, 0)
+    seconds = min(BACKOFF_BASE_SECONDS * (2 ** min(exponent, 20)), BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=seconds)
+
+
+def is_retryable(http_status: int | None, attempts: int) -> bool:
+    """Timeouts, connection errors and 5xx retry (up to MAX_ATTEMPTS); other 4xx never do."""
+    if attempts >= MAX_ATTEMPTS:
+        return False
+    if http_status is None or http_status >= 500:
+        return True
+    return http_status in TRANSIENT_4XX
+
+
+# --------------------------------------------------------------------------- secrets
+
+_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def redact_secrets(text: str, secrets: Sequence[str]) -> str:
+    """Remove every secret, the path of every secret URL, and the path of any other URL."""
+    out = str(text)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        out = out.replace(secret, "***")
+        try:
+            parts = urlsplit(secret)
+        except ValueError:
+            continue
+        tail = parts.path + (f"?{parts.query}" if parts.query else "")
+        if len(tail) > 1:
+            out = out.replace(tail, "/***")
+    return _URL.sub(lambda m: _scrub_url(m.group(0)), out)
+
+
+def _scrub_url(url: str) -> str:
+    """Keep scheme, host and port of a URL; drop credentials, path and query (tokens live there)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "***"
+    base = f"{parts.scheme}://{parts.hostname or '?'}{f':{port}' if port else ''}"
+    return base + ("/***" if parts.path not in ("", "/") or parts.query else "")

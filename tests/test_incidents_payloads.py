@@ -1,0 +1,139 @@
+"""Pure logic of the incident package: severity, fixes, payloads, retries, secrets, settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestration.incidents import payloads
+from orchestration.incidents.channels import check_url
+from orchestration.incidents.settings import IncidentSettings, SettingsError
+
+INCIDENT = {
+    "incident_id": 7,
+    "spike_id": "spike-2026112003",
+    "spike_start": datetime(2026, 11, 20, 3, tzinfo=UTC),
+    "severity": "high",
+    "root_cause": "hidden_recompute",
+    "root_cause_detail": "hidden_recompute (trigger_type=auto_save) explains $80.00 of $100.00",
+    "excess_cost_usd": 100.0,
+    "pct_above_baseline": 1.5,
+    "mitigation_recommended": payloads.mitigation_for("hidden_recompute", trigger_type="auto_save"),
+}
+
+
+@pytest.mark.parametrize(
+    ("excess", "severity"),
+    [(None, "low"), (0, "low"), (24.99, "low"), (25, "medium"), (100, "high"), (500, "critical")],
+)
+def test_severity_from_excess_cost(excess, severity):
+    assert payloads.severity_for(excess) == severity
+
+
+def test_each_cause_gets_the_runbooks_fix_with_its_config():
+    assert "AUTO_SAVE_INTERVAL_MS = 30000" in payloads.mitigation_for("hidden_recompute")
+    assert "UNDO_RATE_LIMIT" in payloads.mitigation_for("hidden_recompute", trigger_type="undo")
+    assert "MAX_CONTEXT_MESSAGES = 10" in payloads.mitigation_for("context_bloat")
+    tool = payloads.mitigation_for("tool_retry_storm", tool_name="web_search")
+    assert "MAX_TOOL_RETRIES = 2" in tool and "@circuit" in tool and "web_search" in tool
+    feature = payloads.mitigation_for("feature_concentration", feature="summarize")
+    assert 'FEATURE_FLAGS.get("summarize_throttle")' in feature
+    assert "gpt-x" in payloads.mitigation_for("output_growth", model="gpt-x")
+    assert "rate limit" in payloads.mitigation_for("traffic_increase")
+    assert payloads.mitigation_for("mystery", fallback="do X") == "do X"
+
+
+def test_webhook_payload_is_the_contracts_json():
+    body = payloads.webhook_payload(INCIDENT, "opened")
+    assert set(body) == {
+        "event", "incident_id", "spike_id", "spike_start", "severity", "root_cause",
+        "root_cause_detail", "excess_cost_usd", "pct_above_baseline", "mitigation_recommended",
+        "dedup_key",
+    }  # fmt: skip
+    assert body["event"] == "incident.opened"
+    assert body["spike_start"] == "2026-11-20T03:00:00+00:00"
+    assert body["dedup_key"] == "costwatch-spike-2026112003"
+    assert payloads.webhook_payload(INCIDENT, "resolved")["event"] == "incident.resolved"
+
+
+def test_slack_message_says_cause_excess_start_and_fix():
+    text = payloads.slack_payload(INCIDENT, "opened")["text"]
+    for fact in ("hidden_recompute", "$100.00", "2026-11-20 03:00", "AUTO_SAVE_INTERVAL_MS"):
+        assert fact in text
+    assert "ESCALATED" in payloads.slack_payload(INCIDENT, "escalated")["text"]
+    assert "Resolved" in payloads.slack_payload(INCIDENT, "resolved")["text"]
+
+
+def test_pagerduty_trigger_and_resolve_share_the_dedup_key():
+    trigger = payloads.pagerduty_payload(INCIDENT, "opened")
+    resolve = payloads.pagerduty_payload(INCIDENT, "resolved")
+    assert trigger["event_action"] == "trigger" and resolve["event_action"] == "resolve"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == "costwatch-spike-2026112003"
+    assert trigger["payload"]["severity"] == "error"  # high
+    assert payloads.pagerduty_payload(INCIDENT, "escalated")["payload"]["severity"] == "critical"
+    assert "routing_key" not in trigger  # added on the wire only
+
+
+def test_backoff_doubles_from_30_seconds_and_caps_at_an_hour():
+    assert [payloads.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert payloads.backoff(50) == timedelta(hours=1)
+
+
+def test_retry_policy():
+    assert payloads.is_retryable(None, 1)  # timeout, connection refused
+    assert payloads.is_retryable(503, 1)
+    assert payloads.is_retryable(429, 1)
+    assert not payloads.is_retryable(404, 1)
+    assert not payloads.is_retryable(400, 1)
+    assert not payloads.is_retryable(500, payloads.MAX_ATTEMPTS)
+
+
+def test_secrets_are_redacted_from_error_lines():
+    secrets = ["https://hooks.slack.com/services/T0/B0/XyZsecret", "routingkey123"]
+    text = (
+        "POST https://hooks.slack.com/services/T0/B0/XyZsecret failed; "
+        "url: /services/T0/B0/XyZsecret"
+        " key routingkey123 and http://user:pw@other.example:8080/path?token=abc"
+    )
+    out = payloads.redact_secrets(text, secrets)
+    for leaked in ("XyZsecret", "routingkey123", "token=abc", "pw@"):
+        assert leaked not in out
+    assert "other.example:8080" in out
+
+
+def test_report_summary_has_cause_fix_and_evidence():
+    spike = {
+        "spike_id": "spike-2026112003", "spike_start": INCIDENT["spike_start"], "hours": 4,
+        "peak_hour": INCIDENT["spike_start"], "total_cost_usd": 140, "baseline_cost_usd": 40,
+        "excess_cost_usd": 100, "pct_above_baseline": 2.5, "is_ongoing": True,
+    }  # fmt: skip
+    diagnosis = {
+        "rank": 1, "cause": "hidden_recompute", "trigger_type": "auto_save",
+        "contribution_usd": 80, "evidence": {"hidden_ratio": {"spike": 0.61, "baseline": 0.12}},
+    }  # fmt: skip
+    report = payloads.summary_report(INCIDENT, spike, [diagnosis])
+    assert "hidden_ratio.spike: 0.61" in report
+    assert "AUTO_SAVE_INTERVAL_MS" in report and "$100.00 excess" in report
+
+
+def test_settings_defaults_and_errors():
+    settings = IncidentSettings.from_env({})
+    assert settings.channels == [] and not settings.cost_cap_enabled and settings.cost_cap_dry_run
+    assert settings.cost_cap_usd == 1000 and settings.escalate_after_minutes == 60
+    on = IncidentSettings.from_env(
+        {"COSTWATCH_COST_CAP_ENABLED": "true", "COSTWATCH_SLACK_WEBHOOK_URL": "http://x/y"}
+    )
+    assert on.cost_cap_enabled and on.cost_cap_dry_run and on.channels == ["slack"]
+    with pytest.raises(SettingsError, match="COSTWATCH_COST_CAP_USD"):
+        IncidentSettings.from_env({"COSTWATCH_COST_CAP_USD": "lots"})
+    with pytest.raises(SettingsError, match="COSTWATCH_COST_CAP_ENABLED"):
+        IncidentSettings.from_env({"COSTWATCH_COST_CAP_ENABLED": "maybe"})
+
+
+def test_bad_urls_get_one_line_naming_the_variable():
+    assert check_url("hooks.example.com/x", "COSTWATCH_ALERT_WEBHOOK_URL") == (
+        "COSTWATCH_ALERT_WEBHOOK_URL is not an http(s) URL"
+    )
+    assert "not a valid URL" in check_url("http://host:notaport/x", "V")
+    assert check_url("https://hooks.slack.com/services/x", "V") is None
