@@ -43,7 +43,9 @@ def test_a_spike_opens_one_incident_with_cause_fix_and_follow_up(db_url):
     assert severity == "medium" and float(excess) == 63  # $63 of excess: medium
     assert "trigger_type=auto_save" in detail and "AUTO_SAVE_INTERVAL_MS = 30000" in fix
     assert follow_up == timedelta(hours=24) and alerted
-    assert "# Cost spike spike-2026112003" in report_md and "hidden_ratio" in report_md
+    assert "# Cost spike spike-2026112003" in report_md
+    assert "hidden-recompute ratio 12.0% -> 61.0%" in report_md
+    assert "after ux at 2026-11-20 01:10: editor auto-save interval lowered" in detail
     assert alerts(db_url) == [("log", "opened", "sent", 1)]  # the Dagster log, always
     assert "1 opened (spike-2026112003: hidden_recompute auto_save)" in report.summary()
 

@@ -137,3 +137,35 @@ def test_bad_urls_get_one_line_naming_the_variable():
     )
     assert "not a valid URL" in check_url("http://host:notaport/x", "V")
     assert check_url("https://hooks.slack.com/services/x", "V") is None
+
+
+def test_severity_thresholds_are_a_setting():
+    settings = IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "1,5,10"})
+    assert payloads.severity_for(2.42, settings.severity_thresholds_usd) == "medium"
+    assert payloads.severity_for(12, settings.severity_thresholds_usd) == "critical"
+    with pytest.raises(SettingsError, match="COSTWATCH_SEVERITY_USD"):
+        IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "10,5"})
+
+
+def test_detail_never_claims_more_than_the_whole_excess():
+    detail = payloads.root_cause_detail({"cause": "context_bloat", "contribution_usd": 3.19}, 2.42)
+    assert detail == "context_bloat explains $3.19 of $2.42 excess cost"
+
+
+def test_detail_quotes_the_key_number_and_the_change_before_the_spike():
+    diagnosis = {
+        "cause": "tool_retry_storm",
+        "tool_name": "web_search",
+        "contribution_usd": 40,
+        "evidence": {
+            "tools": {"web_search": {"failure_rate_before": 0.02, "failure_rate_after": 0.4,
+                                     "avg_retries_before": 0.1, "avg_retries_after": 2.5}},
+            "change_events": [{"kind": "deploy", "changed_at": "2026-11-21T08:38:34+00:00",
+                               "description": "search client v2"}],
+        },
+    }  # fmt: skip
+    assert payloads.root_cause_detail(diagnosis, 50) == (
+        "tool_retry_storm (tool_name=web_search): web_search failure rate 2.0% -> 40.0%; "
+        "explains $40.00 of $50.00 excess cost (80%); after deploy at 2026-11-21 08:38: "
+        "search client v2"
+    )

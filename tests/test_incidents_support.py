@@ -42,7 +42,16 @@ create table if not exists marts.spike_diagnosis (
 AUTOSAVE = {
     "cause": "hidden_recompute",
     "trigger_type": "auto_save",
-    "evidence": {"hidden_ratio": {"spike": 0.61, "baseline": 0.12}, "changes": ["ux deploy"]},
+    "evidence": {
+        "hidden_ratio": {"before": 0.12, "after": 0.61},
+        "change_events": [
+            {
+                "kind": "ux",
+                "changed_at": "2026-11-20T01:10:00+00:00",
+                "description": "editor auto-save interval lowered 30s -> 5s",
+            }
+        ],
+    },
     "recommended_fix": "Rate limit, add confirmation",
 }
 

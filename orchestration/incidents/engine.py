@@ -153,12 +153,16 @@ def _tick_lock(url: str) -> Iterator[psycopg.Connection | None]:
 
 
 def incident_values(
-    spike: Mapping[str, Any], diagnoses: Sequence[Mapping[str, Any]], now: datetime
+    spike: Mapping[str, Any],
+    diagnoses: Sequence[Mapping[str, Any]],
+    now: datetime,
+    settings: IncidentSettings | None = None,
 ) -> dict[str, Any]:
     """The incident row for a spike: runbook step 8's record, filled from the diagnosis."""
     root = diagnoses[0] if diagnoses else {}
     cause = root.get("cause") or "undiagnosed"
-    severity = payloads.severity_for(spike.get("excess_cost_usd"))
+    settings = settings or IncidentSettings()
+    severity = payloads.severity_for(spike.get("excess_cost_usd"), settings.severity_thresholds_usd)
     values = {
         "spike_id": spike["spike_id"],
         "status": "open",
@@ -191,8 +195,24 @@ def report_markdown(
     spike: Mapping[str, Any],
     diagnoses: Sequence[Mapping[str, Any]],
 ) -> str:
-    """The incident's `report_md`. The one place to swap in the full triage report later."""
-    return payloads.summary_report(incident, spike, diagnoses)
+    """The incident's `report_md`: the triage report `costwatch triage` prints (short summary
+    when it cannot be built, so a report never stops an incident from opening)."""
+    return incident_report(conn, incident, spike, diagnoses)[0]
+
+
+def incident_report(
+    conn: psycopg.Connection,
+    incident: Mapping[str, Any],
+    spike: Mapping[str, Any],
+    diagnoses: Sequence[Mapping[str, Any]],
+) -> tuple[str, bytes | None]:
+    """`report_md` and `chart_png` of an incident being opened (orchestration.triage)."""
+    from orchestration.triage import incident_report as triage_report
+
+    report = triage_report(conn, spike["spike_id"], incident)
+    if report is None:
+        return payloads.summary_report(incident, spike, diagnoses), None
+    return report.markdown, report.chart_png
 
 
 def _evaluate_spikes(
@@ -211,7 +231,11 @@ def _evaluate_spikes(
         diagnoses = by_spike.get(spike["spike_id"], [])
         if spike["spike_id"] in known:
             store.refresh_open_incident(
-                conn, spike, payloads.severity_for(spike.get("excess_cost_usd"))
+                conn,
+                spike,
+                payloads.severity_for(
+                    spike.get("excess_cost_usd"), settings.severity_thresholds_usd
+                ),
             )
             continue
         with conn.transaction():
@@ -263,10 +287,10 @@ def _open(
     report: TickReport,
     log: Any,
 ) -> None:
-    values = incident_values(spike, diagnoses, now)
+    values = incident_values(spike, diagnoses, now, settings)
     values["opened_hour"] = latest_hour["hour"] if latest_hour else None
     values["opened_hour_excess_usd"] = store.excess(latest_hour)
-    values["report_md"] = report_markdown(conn, values, spike, diagnoses)
+    values["report_md"], values["chart_png"] = incident_report(conn, values, spike, diagnoses)
     # A spike that ended long before the newest data (a backfill, a first install) is
     # recorded for the log but pages nobody.
     spike_end = spike.get("spike_end") or spike.get("spike_start")

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from orchestration.triage.formatting import escape_slack, strip_control
+
 # --------------------------------------------------------------------------- severity
 
 # Excess cost of the spike (USD) at or above which an incident gets each severity.
@@ -23,13 +25,29 @@ SEVERITY_THRESHOLDS_USD: tuple[tuple[str, float], ...] = (
 PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 
 
-def severity_for(excess_cost_usd: float | None) -> str:
+def severity_for(
+    excess_cost_usd: float | None,
+    thresholds: tuple[tuple[str, float], ...] = SEVERITY_THRESHOLDS_USD,
+) -> str:
     """critical >= $500 of excess, high >= $100, medium >= $25, low below (or unknown)."""
     excess = float(excess_cost_usd or 0.0)
-    for name, floor in SEVERITY_THRESHOLDS_USD:
+    for name, floor in thresholds:
         if excess >= floor:
             return name
     return "low"
+
+
+def parse_severity_thresholds(text: str) -> tuple[tuple[str, float], ...]:
+    """`"25,100,500"` (medium, high, critical floors in USD) -> thresholds, highest first."""
+    try:
+        medium, high, critical = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"expected three increasing USD amounts 'medium,high,critical', got {text!r}"
+        ) from None
+    if not 0 <= medium <= high <= critical:
+        raise ValueError(f"expected three increasing USD amounts, got {text!r}")
+    return (("critical", critical), ("high", high), ("medium", medium))
 
 
 def dedup_key(spike_id: str) -> str:
@@ -141,6 +159,99 @@ def cause_subject(diagnosis: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _num(value: Any, kind: str) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    if kind == "pct":
+        return f"{number * 100:.1f}%"
+    if kind == "usd":
+        return f"${number:,.2f}" if abs(number) >= 0.1 else f"${number:.4f}"
+    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
+
+
+def _change(node: Any, label: str, kind: str = "num", before="before", after="after") -> str | None:
+    if not isinstance(node, Mapping) or before not in node or after not in node:
+        return None
+    return f"{label} {_num(node[before], kind)} -> {_num(node[after], kind)}"
+
+
+def _evidence(evidence: Any) -> Mapping[str, Any]:
+    if isinstance(evidence, str):
+        try:
+            evidence = json.loads(evidence)
+        except json.JSONDecodeError:
+            return {}
+    return evidence if isinstance(evidence, Mapping) else {}
+
+
+def key_facts(diagnosis: Mapping[str, Any]) -> list[str]:
+    """The numbers an on-call engineer would quote for this cause (before -> after the spike)."""
+    ev = _evidence(diagnosis.get("evidence"))
+    cause = diagnosis.get("cause")
+    tokens = ev.get("tokens") if isinstance(ev.get("tokens"), Mapping) else {}
+    facts: list[str | None] = []
+    if cause == "hidden_recompute":
+        facts.append(_change(ev.get("hidden_ratio"), "hidden-recompute ratio", "pct"))
+        trigger = (ev.get("triggers") or {}).get(diagnosis.get("trigger_type") or "")
+        facts.append(
+            _change(trigger, f"{diagnosis.get('trigger_type')} requests", before="requests_before",
+                    after="requests_after")
+        )  # fmt: skip
+    elif cause == "context_bloat":
+        facts.append(_change(tokens.get("avg_input"), "avg input tokens"))
+        facts.append(_change(tokens.get("p95_input"), "p95 input tokens"))
+    elif cause == "output_growth":
+        facts.append(_change(tokens.get("avg_output"), "avg output tokens"))
+        model = (ev.get("models") or {}).get(diagnosis.get("model") or "")
+        facts.append(
+            _change(model, f"{diagnosis.get('model')} share", "pct", "share_before", "share_after")
+        )
+    elif cause == "tool_retry_storm":
+        tool = (ev.get("tools") or {}).get(diagnosis.get("tool_name") or "")
+        name = diagnosis.get("tool_name")
+        facts.append(
+            _change(
+                tool, f"{name} failure rate", "pct", "failure_rate_before", "failure_rate_after"
+            )
+        )
+        facts.append(
+            _change(tool, f"{name} avg retries", "num", "avg_retries_before", "avg_retries_after")
+        )
+    elif cause == "feature_concentration":
+        feature = (ev.get("features") or {}).get(diagnosis.get("feature") or "")
+        facts.append(
+            _change(feature, f"{diagnosis.get('feature')} cost", "usd", "cost_before_usd",
+                    "cost_after_usd")
+        )  # fmt: skip
+    elif cause == "traffic_increase":
+        facts.append(_change(ev.get("requests_per_hour"), "requests/hour"))
+        facts.append(_change(ev.get("unique_users"), "unique users"))
+        facts.append(_change(ev.get("top_users_share"), "top users' share", "pct"))
+        agents = ev.get("top_user_agents")
+        if isinstance(agents, list) and agents and isinstance(agents[0], Mapping):
+            top = agents[0]
+            facts.append(
+                f"top user agent {str(top.get('user_agent'))[:60]!r} "
+                f"({_num(top.get('share_after'), 'pct')} of requests)"
+            )
+    facts.append(_change(ev.get("cost_per_request_usd"), "cost/request", "usd"))
+    facts += change_events(ev)
+    return [f for f in facts if f]
+
+
+def change_events(evidence: Any) -> list[str]:
+    """Changes (deploys, model versions, prompts, UX, config) in the 24 hours before the spike."""
+    events = _evidence(evidence).get("change_events")
+    out = []
+    for event in events if isinstance(events, list) else []:
+        if isinstance(event, Mapping):
+            when = str(event.get("changed_at") or "")[:16].replace("T", " ")
+            out.append(f"change {event.get('kind')} at {when}: {event.get('description')}")
+    return out
+
+
 def evidence_highlights(evidence: Any, limit: int = 6) -> list[str]:
     """The first few scalar facts of a diagnosis' evidence, one short line each."""
     if isinstance(evidence, str):
@@ -170,14 +281,22 @@ def evidence_highlights(evidence: Any, limit: int = 6) -> list[str]:
 
 
 def root_cause_detail(diagnosis: Mapping[str, Any], excess_cost_usd: Any) -> str:
-    """One readable line: what the cause is about and how much of the excess it explains."""
+    """One readable line: what the cause is about, its key number, how much it explains."""
     cause = diagnosis.get("cause") or "unknown"
     subject = cause_subject(diagnosis)
     contribution = float(diagnosis.get("contribution_usd") or 0)
     excess = float(excess_cost_usd or 0)
-    share = f" ({contribution / excess:.0%})" if excess > 0 else ""
-    text = f"{cause}{f' ({subject})' if subject else ''} explains {_money(contribution)}"
-    return f"{text} of {_money(excess)} excess cost{share}"
+    # Causes overlap, so one can explain more than the whole excess: no share above 100%.
+    share = f" ({contribution / excess:.0%})" if 0 < contribution <= excess else ""
+    text = f"{cause}{f' ({subject})' if subject else ''}"
+    facts = [f for f in key_facts(diagnosis) if not f.startswith(("cost/request", "change "))]
+    if facts:
+        text += f": {facts[0]};"
+    text += f" explains {_money(contribution)} of {_money(excess)} excess cost{share}"
+    changes = change_events(diagnosis.get("evidence"))
+    if changes:
+        text += f"; after {changes[0].removeprefix('change ')}"
+    return text
 
 
 def summary_report(
@@ -209,7 +328,7 @@ def summary_report(
             f"{_money(d.get('contribution_usd'))} |"
         )
     if diagnoses:
-        highlights = evidence_highlights(diagnoses[0].get("evidence"))
+        highlights = key_facts(diagnoses[0]) or evidence_highlights(diagnoses[0].get("evidence"))
         if highlights:
             lines += ["", "## Evidence (root cause)", ""]
             lines += [f"- {h}" for h in highlights]
@@ -274,22 +393,23 @@ _HEADLINES = {
 def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """A Slack incoming-webhook message on-call can act on: cause, excess, start, fix."""
     cause = incident.get("root_cause") or "unknown cause"
-    headline = _HEADLINES[kind].format(cause=cause)
+    # Names from the data (feature, tool) reach Slack: escaped for mrkdwn, one line each.
+    headline = _HEADLINES[kind].format(cause=strip_control(cause))
     facts = (
-        f"*Incident* #{incident['incident_id']} ({incident.get('severity')}), "
-        f"spike `{incident['spike_id']}`\n"
+        f"*Incident* #{incident['incident_id']} ({escape_slack(incident.get('severity'))}), "
+        f"spike `{escape_slack(incident['spike_id'])}`\n"
         f"*Started:* {_when(incident.get('spike_start'))}\n"
         f"*Excess:* {_money(incident.get('excess_cost_usd'))} "
         f"({_pct(incident.get('pct_above_baseline'))} above baseline)\n"
-        f"*Cause:* {incident.get('root_cause_detail') or cause}"
+        f"*Cause:* {escape_slack(incident.get('root_cause_detail') or cause)}"
     )
-    text = f"{headline}\n{facts}"
+    text = f"{escape_slack(headline)}\n{facts}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": facts}},
     ]
     if kind != "resolved":
-        fix = str(incident.get("mitigation_recommended") or "")
+        fix = escape_slack(incident.get("mitigation_recommended") or "", keep_newlines=True)
         text += f"\n*Fix:* {fix}"
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*Fix:*\n{fix}"[:3000]}}

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from orchestration.incidents.payloads import SEVERITY_THRESHOLDS_USD, parse_severity_thresholds
+
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -45,6 +47,16 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _severity(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    raw = _text(env, "COSTWATCH_SEVERITY_USD")
+    if raw is None:
+        return SEVERITY_THRESHOLDS_USD
+    try:
+        return parse_severity_thresholds(raw)
+    except ValueError as err:
+        raise SettingsError(f"COSTWATCH_SEVERITY_USD: {err}") from None
+
+
 @dataclass(frozen=True)
 class IncidentSettings:
     """Channels are on when their variable is set; the cost cap is off, then dry-run, by default."""
@@ -60,6 +72,7 @@ class IncidentSettings:
     alert_timeout_seconds: float = 5.0
     # Spikes that ended this long before the newest data are recorded but page nobody (backfills).
     alert_window_hours: float = 24.0
+    severity_thresholds_usd: tuple[tuple[str, float], ...] = SEVERITY_THRESHOLDS_USD
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IncidentSettings:
@@ -77,6 +90,7 @@ class IncidentSettings:
                 env, "COSTWATCH_ALERT_TIMEOUT_SECONDS", 5.0, minimum=0.05
             ),
             alert_window_hours=_number(env, "COSTWATCH_ALERT_WINDOW_HOURS", 24.0),
+            severity_thresholds_usd=_severity(env),
         )
 
     @property
