@@ -40,7 +40,7 @@ def test_a_spike_opens_one_incident_with_cause_fix_and_follow_up(db_url):
     )
     spike_id, status, severity, cause, detail, fix, follow_up, alerted, report_md, excess = incident
     assert (spike_id, status, cause) == ("spike-2026112003", "open", "hidden_recompute")
-    assert severity == "medium" and float(excess) == 63  # $63 of excess: medium
+    assert severity == "high" and float(excess) == 63  # $63 excess, +210%: high
     assert "trigger_type=auto_save" in detail and "AUTO_SAVE_INTERVAL_MS = 30000" in fix
     assert follow_up == timedelta(hours=24) and alerted
     assert "# Cost spike spike-2026112003" in report_md
@@ -95,8 +95,8 @@ def test_full_lifecycle_escalates_once_then_resolves_after_two_quiet_hours(db_ur
         assert rows(db_url, "select count(*) from ops.alerts where kind = 'escalated'") == [(4,)]
         escalated = [b for b in server.bodies("/v2/enqueue")][-1]
         assert escalated["payload"]["severity"] == "critical"
-        # The open incident followed its spike: excess and severity went up.
-        assert rows(db_url, "select severity from ops.incidents") == [("high",)]
+        # The open incident followed its growing spike.
+        assert rows(db_url, "select excess_cost_usd::float from ops.incidents") == [(119.0,)]
 
         # One quiet hour is not enough; two complete quiet hours resolve it.
         marts.append(10)
@@ -188,3 +188,17 @@ def test_bad_settings_skip_with_one_line(db_url, monkeypatch):
     monkeypatch.setenv("COSTWATCH_COST_CAP_USD", "a lot")
     line = engine.evaluate_after_pass(db_url, pass_succeeded=True, error=None)
     assert line.startswith("incidents: skipped (COSTWATCH_COST_CAP_USD must be a number, got")
+
+
+def test_an_open_incident_follows_its_growing_spike_severity_only_goes_up(db_url):
+    marts = Marts(db_url).append(10, 10, 10, 13, 13, 13)
+    settings = IncidentSettings.from_env({})
+    engine.tick(db_url, now=NOW, settings=settings)
+    assert rows(db_url, "select severity, excess_cost_usd::float from ops.incidents") == [
+        ("low", 9.0)
+    ]
+    marts.append(40)
+    engine.tick(db_url, now=NOW + timedelta(minutes=10), settings=settings)
+    assert rows(db_url, "select severity, excess_cost_usd::float from ops.incidents") == [
+        ("medium", 39.0)
+    ]

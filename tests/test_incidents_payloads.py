@@ -31,6 +31,15 @@ def test_severity_from_excess_cost(excess, severity):
     assert payloads.severity_for(excess) == severity
 
 
+@pytest.mark.parametrize(
+    ("excess", "pct", "severity"),
+    [(2.42, 0.3, "low"), (2.42, 0.78, "medium"), (2.0, 1.2, "high"), (5, 3.5, "critical"),
+     (150, 0.3, "high"), (0, 5.0, "low")],
+)  # fmt: skip
+def test_severity_is_the_higher_of_usd_and_relative_excess(excess, pct, severity):
+    assert payloads.severity_for(excess, pct) == severity
+
+
 def test_each_cause_gets_the_runbooks_fix_with_its_config():
     assert "AUTO_SAVE_INTERVAL_MS = 30000" in payloads.mitigation_for("hidden_recompute")
     assert "UNDO_RATE_LIMIT" in payloads.mitigation_for("hidden_recompute", trigger_type="undo")
@@ -141,8 +150,8 @@ def test_bad_urls_get_one_line_naming_the_variable():
 
 def test_severity_thresholds_are_a_setting():
     settings = IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "1,5,10"})
-    assert payloads.severity_for(2.42, settings.severity_thresholds_usd) == "medium"
-    assert payloads.severity_for(12, settings.severity_thresholds_usd) == "critical"
+    assert payloads.severity_for(2.42, 0.1, settings.severity_thresholds_usd) == "medium"
+    assert payloads.severity_for(12, 0.1, settings.severity_thresholds_usd) == "critical"
     with pytest.raises(SettingsError, match="COSTWATCH_SEVERITY_USD"):
         IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "10,5"})
 

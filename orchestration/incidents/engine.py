@@ -162,7 +162,11 @@ def incident_values(
     root = diagnoses[0] if diagnoses else {}
     cause = root.get("cause") or "undiagnosed"
     settings = settings or IncidentSettings()
-    severity = payloads.severity_for(spike.get("excess_cost_usd"), settings.severity_thresholds_usd)
+    severity = payloads.severity_for(
+        spike.get("excess_cost_usd"),
+        spike.get("pct_above_baseline"),
+        settings.severity_thresholds_usd,
+    )
     values = {
         "spike_id": spike["spike_id"],
         "status": "open",
@@ -234,7 +238,9 @@ def _evaluate_spikes(
                 conn,
                 spike,
                 payloads.severity_for(
-                    spike.get("excess_cost_usd"), settings.severity_thresholds_usd
+                    spike.get("excess_cost_usd"),
+                    spike.get("pct_above_baseline"),
+                    settings.severity_thresholds_usd,
                 ),
             )
             continue

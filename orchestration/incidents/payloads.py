@@ -25,16 +25,24 @@ SEVERITY_THRESHOLDS_USD: tuple[tuple[str, float], ...] = (
 PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 
 
+# Excess as a fraction of the baseline cost of the spike's hours, for each severity: doubling
+# the spend is serious at any scale, even before the absolute amount is.
+SEVERITY_RATIOS: tuple[tuple[str, float], ...] = (("critical", 3.0), ("high", 1.0), ("medium", 0.5))
+_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
 def severity_for(
     excess_cost_usd: float | None,
+    pct_above_baseline: float | None = None,
     thresholds: tuple[tuple[str, float], ...] = SEVERITY_THRESHOLDS_USD,
 ) -> str:
-    """critical >= $500 of excess, high >= $100, medium >= $25, low below (or unknown)."""
+    """The higher of two readings of the excess cost: in USD (critical >= $500, high >= $100,
+    medium >= $25) and relative to baseline (critical >= +300%, high >= +100%, medium >= +50%)."""
     excess = float(excess_cost_usd or 0.0)
-    for name, floor in thresholds:
-        if excess >= floor:
-            return name
-    return "low"
+    ratio = float(pct_above_baseline or 0.0)
+    by_usd = next((name for name, floor in thresholds if excess >= floor), "low")
+    by_ratio = next((name for name, floor in SEVERITY_RATIOS if ratio >= floor), "low")
+    return max(by_usd, by_ratio, key=_RANK.__getitem__) if excess > 0 else "low"
 
 
 def parse_severity_thresholds(text: str) -> tuple[tuple[str, float], ...]:
