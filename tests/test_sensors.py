@@ -180,7 +180,10 @@ def test_asset_check_warns_while_a_sustained_spike_is_open(db_url):
     assert meta["excess_cost_usd"] == 63.0 and meta["root_cause"] == "hidden_recompute"
     assert "trigger_type=auto_save" in meta["root_cause_detail"]
 
-    marts.append(10, 10)  # the spike is over and no incident is open
+    marts.append(10)  # one quiet hour: the spike has ended but is not over yet
+    evaluation = run_check(db_url)
+    assert not evaluation.passed and evaluation.metadata["ongoing"].value is False
+    marts.append(10)  # two quiet complete hours: over (the engine resolves it on the same rule)
     assert run_check(db_url).passed
 
 

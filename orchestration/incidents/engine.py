@@ -262,8 +262,7 @@ def _advance(
 ) -> None:
     """Resolve an open incident when its cost is back down, else escalate it if due."""
     incident_id = incident["incident_id"]
-    hours = store.complete_hours(conn, limit=RESOLVE_AFTER_HOURS, since=incident["spike_start"])
-    if _back_under_threshold(hours):
+    if back_under_threshold(conn, incident["spike_start"]):
         if store.mark_resolved(conn, incident_id, now, "costwatch"):
             report.resolved.append(incident_id)
             log.info(
@@ -323,6 +322,12 @@ def _open(
         f"({values['severity']}): {values['root_cause_detail']}"
     )
     queue_incident_alerts(conn, incident_id, "opened", now, settings)
+
+
+def back_under_threshold(conn: psycopg.Connection, spike_start: datetime) -> bool:
+    """Whether a spike is over: what resolves its incident, and what the asset check asks."""
+    hours = store.complete_hours(conn, limit=RESOLVE_AFTER_HOURS, since=spike_start)
+    return _back_under_threshold(hours)
 
 
 def _back_under_threshold(hours: list[dict[str, Any]]) -> bool:

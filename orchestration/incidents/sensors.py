@@ -115,29 +115,32 @@ incident_sensors = [incident_sensor, pipeline_failure_alert]
 _OPEN_SPIKES = """
 select
     s.spike_id, s.spike_start, s.hours, s.excess_cost_usd, s.pct_above_baseline, s.is_ongoing,
-    d.cause, d.feature, d.tool_name, d.trigger_type, d.model, d.contribution_usd,
+    d.cause, d.feature, d.tool_name, d.trigger_type, d.model, d.contribution_usd, d.evidence,
     i.incident_id, i.status as incident_status
 from marts.cost_spikes as s
 left join marts.spike_diagnosis as d on d.spike_id = s.spike_id and d.rank = 1
 left join ops.incidents as i on i.spike_id = s.spike_id
-where s.is_ongoing or i.status = 'open'
+where s.is_ongoing or i.status = 'open' or i.incident_id is null
 order by s.spike_start desc
 """
 
 
 def open_spike_check(url: str) -> dg.AssetCheckResult:
-    """Fails (warning) while a sustained spike is ongoing or its incident is still open."""
+    """Fails (warning) while a sustained spike is open: ongoing, or not yet followed by the two
+    quiet complete hours that resolve its incident (the engine's own rule, on the same data)."""
     with connect(url) as conn:
-        missing = store.missing_tables(
-            conn, ("marts.cost_spikes", "marts.spike_diagnosis", "ops.incidents")
-        )
+        missing = store.missing_tables(conn, (*store.DETECTION_MARTS, "ops.incidents"))
         if missing:
             return dg.AssetCheckResult(
                 passed=True,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=f"nothing to check yet: {', '.join(missing)} missing",
             )
-        rows = store.fetch_dicts(conn, _OPEN_SPIKES)
+        rows = [
+            row
+            for row in store.fetch_dicts(conn, _OPEN_SPIKES)
+            if row["is_ongoing"] or not engine.back_under_threshold(conn, row["spike_start"])
+        ]
     if not rows:
         return dg.AssetCheckResult(
             passed=True,
