@@ -83,12 +83,12 @@ def insert_calls(conn: psycopg.Connection, rows) -> None:
 
 
 @pytest.fixture(scope="module")
-def dirty(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def dirty(module_db_url: str) -> str:
     with psycopg.connect(module_db_url) as conn:
         insert_events(conn, CLEAN_EVENTS + [row for _, _, row in DIRTY_EVENTS])
         insert_calls(conn, CLEAN_CALLS + [row for _, _, row in DIRTY_CALLS])
     # check=True: the build, with every dbt test, passes on dirty data.
-    run_dbt(module_db_url, tmp_path_factory.mktemp("dbt"), "build")
+    run_dbt(module_db_url, "build")
     return module_db_url
 
 

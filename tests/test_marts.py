@@ -138,7 +138,7 @@ def as_day(value: datetime) -> object:
 
 
 @pytest.fixture(scope="module")
-def every_scenario(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def every_scenario(module_db_url: str) -> str:
     """Every scenario, two days each at 40 events/hour, appended one day apart; marts built."""
     with psycopg.connect(module_db_url) as conn:
         for index, scenario in enumerate(SCENARIOS):
@@ -150,7 +150,7 @@ def every_scenario(module_db_url: str, tmp_path_factory: pytest.TempPathFactory)
                 seed=index,
                 end=END + timedelta(days=index),
             )
-    run_dbt(module_db_url, tmp_path_factory.mktemp("dbt"), "build")
+    run_dbt(module_db_url, "build")
     return module_db_url
 
 

@@ -10,7 +10,7 @@
 {%- endmacro %}
 
 {% macro default__hour_bucket(column) -%}
-    (date_trunc('hour', {{ column }} at time zone 'UTC') at time zone 'UTC')
+    (date_trunc('hour', ({{ column }}) at time zone 'UTC') at time zone 'UTC')
 {%- endmacro %}
 
 {#- The UTC calendar day a timestamptz falls in, as a date. -#}
@@ -19,7 +19,7 @@
 {%- endmacro %}
 
 {% macro default__day_bucket(column) -%}
-    (({{ column }} at time zone 'UTC')::date)
+    ((({{ column }}) at time zone 'UTC')::date)
 {%- endmacro %}
 
 {#- The first instant (timestamptz) of a UTC day given as a date expression. -#}

@@ -7,7 +7,10 @@
 -#}
 
 {#- Literal timestamptz: start of the oldest bucket to rebuild, or none when not incremental.
-    `column` is a timestamptz (grain 'hour') or date (grain 'day') column of this model;
+    `column` is a timestamptz (grain 'hour': the cutoff is that hour minus the lookback;
+    grain 'day_of_hour': the start of the UTC day of that hour minus the lookback) or a date
+    (grain 'day': the start of the day of (newest day - lookback), which is coarser: it cannot
+    know how far the newest day is filled);
     `where` optionally restricts the rows that set the high-water mark. -#}
 {% macro incremental_cutoff(column, grain='hour', where=none) -%}
     {%- if not (execute and is_incremental()) -%}
@@ -16,6 +19,8 @@
     {%- set lookback = var('late_event_lookback_hours') | int -%}
     {%- if grain == 'hour' -%}
         {%- set expression = "max(" ~ column ~ ") - interval '" ~ lookback ~ " hours'" -%}
+    {%- elif grain == 'day_of_hour' -%}
+        {%- set expression = day_start(day_bucket("max(" ~ column ~ ") - interval '" ~ lookback ~ " hours'")) -%}
     {%- else -%}
         {%- set expression = day_start("(max(" ~ column ~ ") - interval '" ~ lookback ~ " hours')::date") -%}
     {%- endif -%}

@@ -9,7 +9,7 @@
     )
 }}
 
-{%- set cutoff = incremental_cutoff('day', grain='day') %}
+{%- set cutoff = incremental_cutoff('newest_hour', grain='day_of_hour') %}
 
 with
 
@@ -21,6 +21,7 @@ events as (
 final as (
     select
         day,
+        max(hour) as newest_hour,
         count(*) as requests,
         count(distinct user_id collate "C") as unique_users,
         percentile_cont(0.95) within group (order by input_tokens) as p95_input_tokens,
