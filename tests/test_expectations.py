@@ -443,3 +443,22 @@ def test_checks_run_through_dagster_with_their_severities(url: str) -> None:
     assert evaluations["raw/tool_calls"].severity == dg.AssetCheckSeverity.WARN
     assert evaluations["marts/tool_failures_hourly"].severity == dg.AssetCheckSeverity.ERROR
     assert outcome.success  # a failed check is a finding, not a crashed run
+
+
+def test_definitions_attach_the_suites_and_the_pass_runs_them() -> None:
+    from orchestration.definitions import PASS_JOB_NAME, defs
+
+    graph = defs.resolve_asset_graph()
+    attached = {
+        key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == CHECK_NAME
+    }
+    assert attached == {"/".join(s.asset_key) for s in SUITES.values()}
+    job = defs.resolve_job_def(PASS_JOB_NAME)
+    # The raw assets are external (not materialized by the pass), their checks still run in it.
+    assert {"raw_expectations", "mart_expectations"} <= set(job.graph.node_dict)
+    raw_check_keys = {
+        key
+        for key in job.asset_layer.asset_graph.asset_check_keys
+        if key.name == CHECK_NAME and key.asset_key.path[0] == "raw"
+    }
+    assert len(raw_check_keys) == 2

@@ -28,6 +28,8 @@ def outcome_to_check_result(suite: Suite, outcome: SuiteOutcome) -> dg.AssetChec
         "expectations_evaluated": outcome.evaluated,
         "expectations_failed": len(outcome.findings),
         "seconds": round(outcome.seconds, 3),
+        # Same name as dagster-dbt's, so `costwatch run --json` times the suites like dbt tests.
+        "Execution Duration": round(outcome.seconds, 3),
         "summary": summary_line(outcome),
     }
     if outcome.findings:

@@ -19,6 +19,10 @@ from orchestration.checks.suites import CheckSettings, Suite
 from orchestration.database import validate_url
 
 DATASOURCE = "costwatch"
+INDEX_META = "costwatch_index"
+# Expectations whose full result costs no more than their verdict: one query each.
+FULL_TYPES = {"unexpected_rows_expectation", "expect_table_row_count_to_be_between"}
+BOOLEAN = {"result_format": "BOOLEAN_ONLY"}
 SUMMARY = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 # unexpected_rows_expectation only returns its rows (capped by GX at 200) with COMPLETE.
 COMPLETE = {"result_format": "COMPLETE"}
@@ -81,17 +85,47 @@ def _asset_target(asset) -> tuple[str | None, str | None, str | None]:
     )
 
 
-def _expectation_suite(suite: Suite, types: set[str] | None, exclude: bool):
+def _gx_suite(suite: Suite, indexed: list[tuple[int, dict[str, Any]]]):
+    """A GX suite of some of the file's expectations, each tagged with its index in the file
+    (GX does not keep the order of results)."""
     from great_expectations.core import ExpectationSuite
 
-    chosen = [
-        e
-        for e in suite.document["expectations"]
-        if types is None or ((e["type"] in types) != exclude)
-    ]
-    if not chosen:
-        return None
-    return ExpectationSuite(name=suite.name, expectations=chosen, meta=suite.document.get("meta"))
+    expectations = [{**e, "meta": {**(e.get("meta") or {}), INDEX_META: i}} for i, e in indexed]
+    return ExpectationSuite(
+        name=suite.name, expectations=expectations, meta=suite.document.get("meta")
+    )
+
+
+def _validate(batch, suite, indexed, parameters, result_format) -> dict[int, dict[str, Any]]:
+    if not indexed:
+        return {}
+    validation = batch.validate(
+        _gx_suite(suite, indexed), expectation_parameters=parameters, result_format=result_format
+    )
+    out = {}
+    for result in validation.results:
+        as_dict = result.to_json_dict()
+        out[int(as_dict["expectation_config"]["meta"].pop(INDEX_META))] = as_dict
+    return out
+
+
+def _run(batch, suite: Suite, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate in two rounds, so that clean data costs one cheap round.
+
+    Round 1: column expectations for their verdict only (BOOLEAN_ONLY: GX folds them into a few
+    aggregate queries and fetches no sample); row-count and unexpected-rows expectations in full
+    (their observed value is one query). Round 2: only the failed column expectations again,
+    with counts and a sample of offending values (SUMMARY).
+    """
+    indexed = list(enumerate(suite.document["expectations"]))
+    full = [(i, e) for i, e in indexed if e["type"] in FULL_TYPES]
+    columns = [(i, e) for i, e in indexed if e["type"] not in FULL_TYPES]
+    results = _validate(batch, suite, full, parameters, COMPLETE)
+    verdicts = _validate(batch, suite, columns, parameters, BOOLEAN)
+    results.update(verdicts)
+    failed = [(i, e) for i, e in columns if not verdicts[i].get("success")]
+    results.update(_validate(batch, suite, failed, parameters, SUMMARY))
+    return [results[i] for i, _ in indexed]
 
 
 def validate_suite(
@@ -105,18 +139,7 @@ def validate_suite(
         context = _context(url)
         batch = _batch(context, suite, settings)
         parameters = settings.parameters(now)
-        rows_types = {"unexpected_rows_expectation"}
-        results: list[dict[str, Any]] = []
-        for part, result_format in (
-            (_expectation_suite(suite, rows_types, exclude=True), SUMMARY),
-            (_expectation_suite(suite, rows_types, exclude=False), COMPLETE),
-        ):
-            if part is None:
-                continue
-            validation = batch.validate(
-                part, expectation_parameters=parameters, result_format=result_format
-            )
-            results += [r.to_json_dict() for r in validation.results]
+        results = _run(batch, suite, parameters)
     except Exception as err:  # GX raises many types; the check must still report
         message = str(err).strip().splitlines()
         return SuiteOutcome(
@@ -138,7 +161,9 @@ def validate_suite(
     findings = []
     for result in results:
         body = result.get("result") or {}
-        if rows is None and body.get("element_count") is not None:
+        if result["expectation_config"]["type"] == "expect_table_row_count_to_be_between":
+            rows = body.get("observed_value")
+        elif rows is None and body.get("element_count") is not None:
             rows = body["element_count"]
         if not result.get("success"):
             findings.append(finding_from_result(result))
