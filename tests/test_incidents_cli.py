@@ -50,3 +50,14 @@ def test_empty_log(db_url, cli_env):
     assert run_costwatch("incidents", "list", env=cli_env, check=True).stdout.strip() == (
         "no incidents"
     )
+
+
+def test_a_bad_setting_is_one_line_and_changes_nothing(db_url, cli_env):
+    opened(db_url)
+    env = {**cli_env, "COSTWATCH_ALERT_TIMEOUT_SECONDS": "soon"}
+    result = run_costwatch("incidents", "resolve", "1", env=env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "costwatch: error: COSTWATCH_ALERT_TIMEOUT_SECONDS must be a number, got 'soon'\n"
+    )
+    assert rows(db_url, "select status from ops.incidents") == [("open",)]

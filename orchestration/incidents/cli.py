@@ -39,7 +39,7 @@ def incidents_command(args: argparse.Namespace, url: str | None = None) -> int:
     """Dispatch `costwatch incidents ...`; errors surface as CostwatchError / DatabaseError."""
     from orchestration.cli import CostwatchError
     from orchestration.incidents import engine, store
-    from orchestration.incidents.settings import IncidentSettings
+    from orchestration.incidents.settings import IncidentSettings, SettingsError
 
     url = url or database_url()
     command = getattr(args, "incidents_command", None) or "list"
@@ -69,14 +69,16 @@ def incidents_command(args: argparse.Namespace, url: str | None = None) -> int:
             out.print(f"incident {incident_id} acknowledged")
             return 0
         if command == "resolve":
+            try:
+                settings = IncidentSettings.from_env()
+            except SettingsError as err:
+                raise CostwatchError(str(err)) from None
             if not store.mark_resolved(conn, incident_id, now, _user()):
                 out.print(f"incident {incident_id} was already resolved")
                 return 0
-            settings = IncidentSettings.from_env()
             engine.queue_incident_alerts(conn, incident_id, "resolved", now, settings)
             conn.commit()
-            report = engine.deliver_due(conn, settings, now)
-            conn.commit()
+            report = engine.deliver_pending(url, settings, now)
             out.print(
                 f"incident {incident_id} resolved; {report.sent} alerts sent"
                 + (f", {report.failed} failed (retried by the next tick)" if report.failed else "")

@@ -87,8 +87,25 @@ class TickReport:
 
 def evaluate_after_pass(url: str, pass_succeeded: bool, error: str | None) -> str | None:
     """What `costwatch run` calls after a pass: one tick, plus a `pipeline_failed` alert."""
-    report = tick(url, pipeline_error=None if pass_succeeded else (error or "the pass failed"))
+    try:
+        report = tick(url, pipeline_error=None if pass_succeeded else (error or "the pass failed"))
+    except psycopg.Error as err:  # a mart with unexpected columns, a lost connection
+        _log.error(f"incident sensors failed: {first_line(err)}")
+        return f"incidents: could not evaluate: {first_line(err)}"
     return report.summary()
+
+
+def deliver_pending(
+    url: str, settings: IncidentSettings, now: datetime | None = None
+) -> TickReport:
+    """Deliver what is due now, under the tick's lock (for `costwatch incidents resolve`)."""
+    now = now or datetime.now(UTC)
+    report = TickReport()
+    with _tick_lock(url) as conn:
+        if conn is None:
+            report.skipped = "another incident tick holds the lock; it will deliver them"
+            return report
+        return deliver_due(conn, settings, now, report)
 
 
 def tick(
@@ -295,7 +312,6 @@ def _open(
     values = incident_values(spike, diagnoses, now, settings)
     values["opened_hour"] = latest_hour["hour"] if latest_hour else None
     values["opened_hour_excess_usd"] = store.excess(latest_hour)
-    values["report_md"], values["chart_png"] = incident_report(conn, values, spike, diagnoses)
     # A spike that ended long before the newest data (a backfill, a first install) is
     # recorded for the log but pages nobody.
     spike_end = spike.get("spike_end") or spike.get("spike_start")
@@ -307,6 +323,7 @@ def _open(
     )
     if quiet:
         values.update(status="resolved", resolved_at=now, resolved_by="costwatch (past spike)")
+    values["report_md"], values["chart_png"] = incident_report(conn, values, spike, diagnoses)
     incident_id = store.insert_incident(conn, values)
     if incident_id is None:
         return  # another tick opened it first
