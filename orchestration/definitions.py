@@ -11,6 +11,7 @@ from orchestration.checks import expectation_checks, raw_check_asset_keys
 from orchestration.incidents.sensors import incident_sensors, spike_asset_checks
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import PostgresResource
+from orchestration.triage.assets import incident_report_assets
 
 PASS_JOB_NAME = "costwatch_pass"
 
@@ -31,7 +32,11 @@ hourly = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[*raw_assets, costwatch_dbt_assets],
+    assets=[
+        *raw_assets,
+        costwatch_dbt_assets,
+        *incident_report_assets(set(costwatch_dbt_assets.keys)),
+    ],
     asset_checks=[*expectation_checks, *spike_asset_checks([costwatch_dbt_assets])],
     jobs=[costwatch_pass],
     schedules=[hourly],
