@@ -18,7 +18,7 @@ PASS_JOB_NAME = "costwatch_pass"
 costwatch_pass = dg.define_asset_job(
     PASS_JOB_NAME,
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets(*raw_assets)
+    - dg.AssetSelection.assets(*(spec.key for spec in raw_assets))
     | dg.AssetSelection.checks_for_assets(*raw_check_asset_keys()),
     description="One pass of the runbook: every mart, its tests and expectation suites.",
 )
