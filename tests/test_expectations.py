@@ -383,6 +383,22 @@ def test_data_quality_daily_out_of_step_fails_reconciliation(url: str) -> None:
     assert sample and {"day", "mart_calls", "dq_clean_rows"} <= set(sample[0])
 
 
+def test_raw_rows_the_cleaning_did_not_count_fail_reconciliation(url: str) -> None:
+    """A settled day of raw data that changed after the marts were built (or that the cleaning
+    lost) no longer matches data_quality_daily.raw_rows."""
+    late_row = event_rows(
+        n=1, created_at="(select max(hour) from marts.cost_hourly) - interval '36 hours'"
+    )
+    with dirty_raw(url, late_row):
+        outcome = validate(url, "marts.cost_hourly")
+    assert failed(outcome) == [
+        "unexpected_rows_expectation: raw rows of the last 2 settled days reconcile with "
+        "data_quality_daily.raw_rows (inference_events)"
+    ]
+    (row,) = outcome.findings[0].sample
+    assert row["raw_table_rows"] == row["dq_raw_rows"] + 1
+
+
 def test_a_missing_table_is_a_finding_not_a_crash(module_db_url: str, url: str) -> None:
     suite = SUITES["marts.cost_spikes"]
     missing = Suite(**{**suite.__dict__, "table": "no_such_table"})
