@@ -1,0 +1,161 @@
+{#-
+  Who and what sent the requests of each spike window against its baseline window (runbook steps 2
+  and 4), from the events themselves: distinct users and the top users' share of requests (per
+  day's window: the spike's hours, or the same hours on one baseline day, averaged over those
+  days), 95th percentiles of tokens, and the top user agents' shares, so bot traffic or abuse shows.
+  Reads only the events of the windows' hours (the created_at index bounds the scan).
+-#}
+
+with
+
+windows as (
+    select * from {{ ref('int_diagnosis_windows') }}
+),
+
+bounds as (
+    select
+        min(hour) as first_hour,
+        max(hour) + interval '1 hour' as end_hour
+    from windows
+),
+
+events as (
+    select * from {{ ref('stg_raw__inference_events') }}
+    where
+        created_at >= (select bounds.first_hour from bounds)
+        and created_at < (select bounds.end_hour from bounds)
+),
+
+window_events as (
+    select
+        windows.spike_id,
+        windows.period,
+        windows.days_back,
+        windows.weight,
+        events.user_id,
+        events.user_agent,
+        events.input_tokens,
+        events.output_tokens
+    from windows
+    inner join events
+        on windows.hour = events.hour
+),
+
+user_requests as (
+    select
+        spike_id,
+        days_back,
+        user_id,
+        count(*) as requests
+    from window_events
+    group by spike_id, days_back, user_id
+),
+
+ranked_users as (
+    select
+        *,
+        row_number() over (
+            partition by spike_id, days_back order by requests desc, user_id
+        ) as user_rank
+    from user_requests
+),
+
+per_day as (
+    select
+        spike_id,
+        days_back,
+        count(*) as unique_users,
+        sum(requests) as requests,
+        sum(requests) filter (where user_rank <= {{ var('diagnosis_top_users') }})::float8
+        / sum(requests) as top_users_share
+    from ranked_users
+    group by spike_id, days_back
+),
+
+users as (
+    select
+        spike_id,
+        avg(unique_users) filter (where days_back > 0) as unique_users_before,
+        avg(unique_users) filter (where days_back = 0) as unique_users_after,
+        avg(top_users_share) filter (where days_back > 0) as top_users_share_before,
+        avg(top_users_share) filter (where days_back = 0) as top_users_share_after
+    from per_day
+    group by spike_id
+),
+
+tokens as (
+    select
+        spike_id,
+        percentile_cont(0.95) within group (order by input_tokens)
+            filter (where period = 'baseline') as p95_input_tokens_before,
+        percentile_cont(0.95) within group (order by input_tokens)
+            filter (where period = 'spike') as p95_input_tokens_after,
+        percentile_cont(0.95) within group (order by output_tokens)
+            filter (where period = 'baseline') as p95_output_tokens_before,
+        percentile_cont(0.95) within group (order by output_tokens)
+            filter (where period = 'spike') as p95_output_tokens_after
+    from window_events
+    group by spike_id
+),
+
+agents as (
+    select
+        spike_id,
+        coalesce(user_agent, '(none)') as user_agent,
+        coalesce(sum(weight) filter (where period = 'baseline'), 0) as requests_before,
+        count(*) filter (where period = 'spike') as requests_after
+    from window_events
+    group by spike_id, coalesce(user_agent, '(none)')
+),
+
+agent_shares as (
+    select
+        *,
+        requests_before / nullif(sum(requests_before) over (partition by spike_id), 0)
+            as share_before,
+        requests_after::float8 / nullif(sum(requests_after) over (partition by spike_id), 0)
+            as share_after,
+        row_number() over (
+            partition by spike_id order by requests_after desc, user_agent
+        ) as agent_rank
+    from agents
+),
+
+top_agents as (
+    select
+        spike_id,
+        jsonb_agg(
+            jsonb_build_object(
+                'user_agent', user_agent,
+                'requests_before', round(requests_before::numeric, 1),
+                'requests_after', requests_after,
+                'share_before', round(share_before::numeric, 4),
+                'share_after', round(share_after::numeric, 4)
+            )
+            order by agent_rank
+        ) as top_user_agents
+    from agent_shares
+    where agent_rank <= 5
+    group by spike_id
+),
+
+final as (
+    select
+        users.spike_id,
+        users.unique_users_before,
+        users.unique_users_after,
+        users.top_users_share_before,
+        users.top_users_share_after,
+        tokens.p95_input_tokens_before,
+        tokens.p95_input_tokens_after,
+        tokens.p95_output_tokens_before,
+        tokens.p95_output_tokens_after,
+        top_agents.top_user_agents
+    from users
+    inner join tokens
+        on users.spike_id = tokens.spike_id
+    inner join top_agents
+        on users.spike_id = top_agents.spike_id
+)
+
+select * from final
