@@ -16,10 +16,11 @@ from orchestration.triage.formatting import strip_control
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _label(text: Any) -> str:
+def _label(text: Any, limit: int = 40) -> str:
     """A name as a plain matplotlib label: one line, no mathtext (`$`), not too long."""
-    out = strip_control(text).replace("$", r"\$")
-    return out if len(out) <= 40 else out[:39] + "…"
+    out = strip_control(text)
+    out = out if len(out) <= limit else out[: limit - 1] + "…"
+    return out.replace("$", r"\$")
 
 
 def render_chart(
@@ -65,7 +66,7 @@ def render_chart(
         end = (spike_end or spike_start) + timedelta(hours=1)
         ax.axvspan(spike_start, end, color="#e74c3c", alpha=0.15, label="spike")
     ax.set_ylabel("USD per hour")
-    ax.set_title(_label(title) or "hourly cost vs baseline, last 48 hours", fontsize=10)
+    ax.set_title(_label(title, 90) or "hourly cost vs baseline, last 48 hours", fontsize=10)
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d\n%H:%M"))
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
@@ -75,7 +76,10 @@ def render_chart(
     if bars is not None:
         labels = [_label(name) for name, _ in causes][::-1]
         values = [float(v) for _, v in causes][::-1]
-        bars.barh(range(len(values)), values, color="#e67e22")
+        colors = ["#bdc3c7" if name == "not explained" else "#e67e22" for name in labels]
+        drawn = bars.barh(range(len(values)), values, color=colors, height=0.6)
+        bars.bar_label(drawn, labels=[f"\\${v:,.2f}" for v in values], fontsize=8, padding=2)
+        bars.margins(x=0.25)
         bars.set_yticks(range(len(values)), labels, fontsize=8)
         bars.set_xlabel("USD of excess")
         bars.set_title("excess by cause", fontsize=10)

@@ -92,6 +92,12 @@ def chart_for(data: queries.TriageData) -> bytes | None:
         (f"{d['cause']} {sections_subject(d)}".strip(), float(d.get("contribution_usd") or 0))
         for d in data.diagnoses
     ]
+    root = sections.evidence(data.diagnoses[0]) if data.diagnoses else {}
+    window_excess = (root.get("cost_usd") or {}).get("excess")
+    if window_excess is not None:
+        rest = float(window_excess) - sum(usd for _, usd in causes)
+        if rest > 0.05 * float(window_excess):
+            causes.append(("not explained", rest))
     return render_chart(
         data.hours,
         spike_start=spike["spike_start"],

@@ -440,14 +440,14 @@ def causes_section(diagnoses: Sequence[Mapping[str, Any]], excess: Any) -> list[
     if not diagnoses:
         return [*lines, "No cause found: work the runbook by hand from step 1."]
     root = diagnoses[0]
-    window_excess = (_evidence(root).get("cost_usd") or {}).get("excess")
+    window_excess = (evidence(root).get("cost_usd") or {}).get("excess")
     rows = [
         (
             int(d.get("rank") or 0),
             escape_md(d.get("cause")),
             cause_subject(d) or "",
             money(d.get("contribution_usd")),
-            pct(_evidence(d).get("share_of_excess")),
+            pct(evidence(d).get("share_of_excess")),
         )
         for d in diagnoses
     ]
@@ -455,14 +455,14 @@ def causes_section(diagnoses: Sequence[Mapping[str, Any]], excess: Any) -> list[
         *lines,
         f"**Root cause:** {cause_label(root)}, explaining {money(root.get('contribution_usd'))} "
         f"of the {money(window_excess)} net excess against the baseline window "
-        f"({pct(_evidence(root).get('share_of_excess'))}; against the median baseline the spike's "
+        f"({pct(evidence(root).get('share_of_excess'))}; against the median baseline the spike's "
         f"excess is {money(excess)}).",
         "",
         *table(("rank", "cause", "on", "contribution", "share of excess"), rows, "rllrr"),
     ]
 
 
-def _evidence(diagnosis: Mapping[str, Any]) -> Mapping[str, Any]:
+def evidence(diagnosis: Mapping[str, Any]) -> Mapping[str, Any]:
     evidence = diagnosis.get("evidence")
     if isinstance(evidence, str):
         import json
