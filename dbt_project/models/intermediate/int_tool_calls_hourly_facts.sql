@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         unique_key='hour',
         on_schema_change='append_new_columns',
+        indexes=[{'columns': ['hour']}],
     )
 }}
 

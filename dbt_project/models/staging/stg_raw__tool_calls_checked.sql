@@ -11,13 +11,14 @@
         unique_key='load_hour',
         on_schema_change='append_new_columns',
         indexes=[
+            {'columns': ['load_hour']},
             {'columns': ['created_at']},
             {'columns': ['call_id']},
         ],
     )
 }}
 
-{%- set cutoff = incremental_cutoff('hour', where='reject_reason is null and not is_duplicate') %}
+{%- set cutoff = incremental_cutoff('created_at', grain='hour_of', where='reject_reason is null and not is_duplicate') %}
 
 with
 
