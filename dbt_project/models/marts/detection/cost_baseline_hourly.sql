@@ -9,8 +9,10 @@
 
   Spike hour: a complete hour with data whose cost is more than `spike_threshold_pct` above its
   baseline and more than the noise floor above it: the larger of `spike_min_excess_usd` and
-  `spike_noise_sigmas` standard errors of the baseline hours' cost (sqrt of the median of their
-  session-cost variances; an hour's own error would grow with the spike it is meant to judge).
+  `spike_noise_sigmas` standard errors of (cost - baseline): the baseline hours' standard error
+  (sqrt of the median of their session-cost variances; an hour's own error would grow with the
+  spike it is meant to judge) times sqrt(1 + pi / (2 n)), which adds the error of a median of n
+  observations, so a young baseline (3-4 days) asks for more.
 
   Spike: starts with a run of at least `spike_min_hours` consecutive spike hours (a shorter run is
   a blip and opens nothing; `spike_start` is the run's first hour) and ends after
@@ -131,6 +133,7 @@ walk (
             greatest(
                 {{ var('spike_min_excess_usd') }}::float8,
                 {{ var('spike_noise_sigmas') }}::float8 * observed.baseline_std_error_usd
+                * sqrt(1 + pi() / (2 * nullif(observed.baseline_observations, 0)))
             ) as noise_floor_usd
     ) as noise
     cross join lateral (

@@ -1,0 +1,54 @@
+-- A row is a spike of cost_spikes whose hours in cost_baseline_hourly disagree with it: its span,
+-- hour count or costs differ, it does not start with spike_min_hours consecutive spike hours, or
+-- it ends on an hour that is not a spike hour.
+{%- set min_hours = var('spike_min_hours') | int %}
+
+with
+
+spikes as (
+    select * from {{ ref('cost_spikes') }}
+),
+
+baseline_hours as (
+    select * from {{ ref('cost_baseline_hourly') }}
+),
+
+spans as (
+    select
+        spike_id,
+        min(hour) as first_hour,
+        max(hour) as last_hour,
+        count(*) as hours,
+        sum(total_cost_usd) as total_cost_usd
+    from baseline_hours
+    where spike_id is not null
+    group by spike_id
+),
+
+final as (
+    select spikes.spike_id
+    from spikes
+    left join spans
+        on spikes.spike_id = spans.spike_id
+    where
+        spans.spike_id is null
+        or spikes.spike_start != spans.first_hour
+        or spikes.spike_end != spans.last_hour
+        or spikes.hours != spans.hours
+        or abs(spikes.total_cost_usd - spans.total_cost_usd) > 1e-9
+        or (
+            select count(*)
+            from baseline_hours
+            where
+                baseline_hours.spike_id = spikes.spike_id
+                and baseline_hours.is_spike_hour
+                and baseline_hours.hour < spikes.spike_start + interval '{{ min_hours }} hours'
+        ) != {{ min_hours }}
+        or not (
+            select baseline_hours.is_spike_hour
+            from baseline_hours
+            where baseline_hours.hour = spikes.spike_end
+        )
+)
+
+select * from final
