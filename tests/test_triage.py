@@ -382,3 +382,12 @@ def test_unknown_spike_and_missing_marts_are_one_line(built: Built, db_url: str,
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
     assert len(empty.stderr.strip().splitlines()) == 1
     assert "no marts yet: run `costwatch run`" in empty.stderr
+
+
+def test_incident_report_falls_back_without_breaking_the_transaction(db_url: str) -> None:
+    """No marts: the engine gets None (and uses its summary); its transaction stays usable."""
+    from orchestration.triage import incident_report
+
+    with connect(db_url) as conn, conn.transaction():
+        assert incident_report(conn, "spike-x", {"status": "open"}) is None
+        assert conn.execute("select 1").fetchone() == (1,)
