@@ -164,6 +164,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from orchestration.pipeline import PassError, run_pass
 
+    if args.verbose:
+        os.environ["COSTWATCH_LOG_LEVEL"] = "INFO"
     try:
         result = run_pass(full_refresh=args.full_refresh, wait_seconds=args.wait)
     except PassError as err:
@@ -246,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for another pass on the same database (default 900)",
     )
     run.add_argument("--json", metavar="PATH", help="also write the pass's figures and timings")
+    run.add_argument("-v", "--verbose", action="store_true", help="stream Dagster's run log")
     run.set_defaults(handler=_cmd_run)
 
     triage = sub.add_parser("triage", help="the filled-in runbook for the latest (or given) spike")

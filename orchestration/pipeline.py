@@ -105,9 +105,28 @@ def dagster_instance():
     return dg.DagsterInstance.get()
 
 
+# Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.
+_held: dict[str, int] = {}
+
+
+def pass_wait_seconds() -> float:
+    return float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
+
+
 @contextlib.contextmanager
 def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
-    """Hold the pass's advisory lock, waiting up to `wait_seconds` for another pass to end."""
+    """Hold the pass's advisory lock, waiting up to `wait_seconds` for another pass to end.
+
+    Re-entrant within a process: `costwatch run` takes it for the whole pass, and the dbt
+    resource (which a `dagster dev` run initialises in its own process) takes it again.
+    """
+    if _held.get(url):
+        _held[url] += 1
+        try:
+            yield
+        finally:
+            _held[url] -= 1
+        return
     conn = connect(url, autocommit=True)
     try:
         deadline = time.monotonic() + wait_seconds
@@ -120,7 +139,11 @@ def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
                     f"(waited {wait_seconds:.0f}s); try again when it ends"
                 )
             time.sleep(0.5)
-        yield
+        _held[url] = 1
+        try:
+            yield
+        finally:
+            _held.pop(url, None)
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.close()  # closing the session releases the lock, even after a server restart
@@ -149,7 +172,7 @@ def run_pass(
 
     url = url or database_url()
     if wait_seconds is None:
-        wait_seconds = float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
+        wait_seconds = pass_wait_seconds()
     preflight(url)
     prepare_environment(url)
     mark = lap("preflight", started)
@@ -183,9 +206,10 @@ def _execute(full_refresh: bool) -> PassResult:
     job = defs.resolve_job_def(PASS_JOB_NAME)
     run_config = {
         "ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}},
-        # Progress, not Dagster's DEBUG stream: COSTWATCH_LOG_LEVEL=DEBUG brings that back.
+        # The pass's summary is what `costwatch run` prints; Dagster's own log of the run is in
+        # its instance (the UI). COSTWATCH_LOG_LEVEL=INFO (or DEBUG) streams it to the console.
         "loggers": {
-            "console": {"config": {"log_level": os.environ.get("COSTWATCH_LOG_LEVEL", "INFO")}}
+            "console": {"config": {"log_level": os.environ.get("COSTWATCH_LOG_LEVEL", "CRITICAL")}}
         },
     }
     started = time.monotonic()
@@ -242,7 +266,11 @@ def _first_failure(outcome) -> str:
             error = event.step_failure_data.error
             cause = error.cause if error is not None and error.cause is not None else error
             if cause is not None:
-                return f"step {event.step_key} failed: {first_line(cause.message)}"
+                message = first_line(cause.message)
+                # "dagster._core.definitions.events.Failure: why" -> "why"
+                prefix = f"{cause.cls_name}: "
+                message = message.split(prefix, 1)[1] if prefix in message else message
+                return f"step {event.step_key} failed: {message}"
             return f"step {event.step_key} failed"
     return "the run failed"
 

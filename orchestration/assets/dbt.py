@@ -1,6 +1,5 @@
 """Every dbt model an asset, every dbt test an asset check (dagster-dbt)."""
 
-
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -56,4 +55,30 @@ def costwatch_dbt_assets(
         args += ["--vars", json.dumps(variables)]
     if config.full_refresh:
         args.append("--full-refresh")
-    yield from dbt.cli(args, context=context).stream()
+    # A failing dbt test is a failed asset check (shown, counted, and the checks downstream still
+    # run); a model that cannot be built fails the step.
+    invocation = dbt.cli(args, context=context, raise_on_error=False)
+    yield from invocation.stream()
+    if not invocation.is_successful():
+        results = invocation.get_artifact("run_results.json")
+        broken = unfinished_nodes(results, ("model", "seed", "snapshot"))
+        if broken or invocation.process.returncode not in (0, 1):
+            failed_tests = unfinished_nodes(results, ("test", "unit_test"))
+            because = f" because {', '.join(failed_tests)} failed" if failed_tests else ""
+            raise dg.Failure(
+                description=f"dbt did not build {', '.join(broken) or 'the project'}{because}",
+                metadata={"dbt": dg.MetadataValue.json({"models": broken, "tests": failed_tests})},
+            )
+
+
+def unfinished_nodes(run_results: Mapping[str, Any], kinds: tuple[str, ...]) -> dict[str, str]:
+    """dbt nodes of these kinds that errored, failed or were skipped, with dbt's reason."""
+    out = {}
+    for result in run_results.get("results", []):
+        kind = result.get("unique_id", "").split(".", 1)[0]
+        if kind in kinds and result.get("status") in ("error", "fail", "skipped"):
+            message = (result.get("message") or result.get("status") or "").strip()
+            # unique_id is kind.project.name[.hash]: the name, not the hash of a long test name
+            name = result["unique_id"].split(".")[2]
+            out[name] = (message.splitlines() or [""])[0][:300]
+    return out

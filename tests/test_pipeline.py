@@ -1,0 +1,89 @@
+"""`costwatch run` as a user runs it: empty database, seeded data, a model that cannot build."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from orchestration.assets.dbt import unfinished_nodes
+from orchestration.seed import seed
+from tests.conftest import costwatch_env, query, run_costwatch
+
+END = datetime(2026, 11, 18, 15, tzinfo=UTC)  # a Wednesday afternoon
+
+
+def test_unfinished_nodes_reads_run_results() -> None:
+    results = {
+        "results": [
+            {"unique_id": "model.costwatch.cost_hourly", "status": "success"},
+            {"unique_id": "model.costwatch.tokens_hourly", "status": "error",
+             "message": "Database Error in model tokens_hourly\n  division by zero"},
+            {"unique_id": "model.costwatch.tokens_daily", "status": "skipped", "message": None},
+            {"unique_id": "test.costwatch.unique_cost_hourly_hour.abc", "status": "fail",
+             "message": "Got 2 results, configured to fail if != 0"},
+        ]
+    }  # fmt: skip
+    assert unfinished_nodes(results, ("model",)) == {
+        "tokens_hourly": "Database Error in model tokens_hourly",
+        "tokens_daily": "skipped",
+    }
+    assert unfinished_nodes(results, ("test",)) == {
+        "abc": "Got 2 results, configured to fail if != 0"
+    }
+
+
+def test_run_on_an_empty_database(db_url: str, tmp_path: Path) -> None:
+    env = costwatch_env(db_url, tmp_path)
+    result = run_costwatch("run", "--json", str(tmp_path / "pass.json"), env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "costwatch pass finished" in result.stdout
+    figures = json.loads((tmp_path / "pass.json").read_text())
+    assert figures["success"] and not figures["checks_failed"]
+    assert "marts/cost_hourly" in figures["materialized"]
+    assert query(db_url, "select count(*) from marts.cost_hourly") == [(0,)]
+    assert query(db_url, "select count(*) from marts.cost_spikes") == [(0,)]
+    assert query(db_url, "select count(*) from ops.incidents") == [(0,)]
+    triage = run_costwatch("triage", env=env)
+    assert triage.returncode == 0, triage.stderr
+    assert "no" in triage.stdout.lower() and "spike" in triage.stdout.lower()
+
+
+def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(db_url) as conn:
+        seed(conn, "autosave_loop", days=8, events_per_hour=60, end=END)
+    env = costwatch_env(db_url, tmp_path)
+    result = run_costwatch("run", "--json", str(tmp_path / "pass.json"), env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    figures = json.loads((tmp_path / "pass.json").read_text())
+    assert figures["success"] and not figures["checks_failed"], figures["checks_failed"]
+    # Where the time went is recorded: phases, the dbt step, each model.
+    assert {"dbt_manifest", "definitions_import", "execute", "sensors"} <= set(figures["timings"])
+    assert "costwatch_dbt_assets" in figures["steps"]
+    assert "marts/cost_hourly" in figures["models"]
+    hours = query(db_url, "select count(*) from marts.cost_hourly")[0][0]
+    assert hours == 8 * 24
+    spikes = query(db_url, "select spike_start from marts.cost_spikes")
+    assert len(spikes) == 1
+    assert query(db_url, "select root_cause from ops.incidents") == [("hidden_recompute",)]
+
+    # A setting that breaks a model's SQL: the pass fails, one line says which model, and the
+    # marts already built are untouched.
+    before = query(db_url, "select sum(total_cost_usd) from marts.cost_hourly")
+    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_LATE_EVENT_LOOKBACK_HOURS='"six"')
+    with psycopg.connect(db_url) as conn:
+        seed(conn, "quiet", hours=1, events_per_hour=60, end=END.replace(hour=16), seed=3)
+    failed = run_costwatch("run", env=broken)
+    assert failed.returncode == 1
+    error_lines = [line for line in failed.stdout.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1, failed.stdout[-3000:]
+    assert "dbt did not build" in error_lines[0]
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert query(db_url, "select sum(total_cost_usd) from marts.cost_hourly") == before
+
+    # The next good pass catches up with the hour appended meanwhile.
+    again = run_costwatch("run", env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert query(db_url, "select count(*) from marts.cost_hourly")[0][0] == 8 * 24 + 1
