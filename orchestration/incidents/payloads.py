@@ -159,11 +159,21 @@ def _pct(value: Any) -> str:
     return f"{float(value or 0) * 100:.0f}%"
 
 
+# A name from the data (a feature, a tool) shown in an alert: long enough to recognise, never a
+# 100 KB value that would push a Slack section past its 3,000 characters and get it rejected.
+NAME_MAX_CHARS = 120
+
+
+def clip(text: Any, limit: int = NAME_MAX_CHARS) -> str:
+    value = str(text)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def cause_subject(diagnosis: Mapping[str, Any]) -> str | None:
     """The column a cause fills (feature, tool, trigger type or model), as `name=value`."""
     for column in ("trigger_type", "tool_name", "feature", "model"):
         if diagnosis.get(column):
-            return f"{column}={diagnosis[column]}"
+            return f"{column}={clip(diagnosis[column])}"
     return None
 
 
@@ -414,7 +424,7 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
     text = f"{escape_slack(headline)}\n{facts}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": facts}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": facts[:3000]}},
     ]
     if kind != "resolved":
         fix = escape_slack(incident.get("mitigation_recommended") or "", keep_newlines=True)
