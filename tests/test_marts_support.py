@@ -56,7 +56,8 @@ def run_dbt(url: str, *args: str, select: str = SELECTION, check: bool = True) -
     }
     command = [DBT, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
     if select:
-        command += ["--select", select]
+        # cautious: only tests whose every parent is selected (not other teams' tests on marts).
+        command += ["--select", select, "--indirect-selection", "cautious"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}")

@@ -48,11 +48,17 @@ checked_tool_calls as (
 ),
 
 raw_counts as (
-    select 'inference_events' as source, load_hour, count(*) as raw_rows
+    select
+        'inference_events' as source,
+        load_hour,
+        count(*) as raw_rows
     from raw_inference_events
     group by load_hour
     union all
-    select 'tool_calls' as source, load_hour, count(*) as raw_rows
+    select
+        'tool_calls' as source,
+        load_hour,
+        count(*) as raw_rows
     from raw_tool_calls
     group by load_hour
 ),

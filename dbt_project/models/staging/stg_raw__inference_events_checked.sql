@@ -21,7 +21,9 @@
     )
 }}
 
-{%- set cutoff = incremental_cutoff('created_at', grain='hour_of', where='reject_reason is null and not is_duplicate') %}
+{%- set cutoff = incremental_cutoff(
+    'created_at', grain='hour_of', where='reject_reason is null and not is_duplicate'
+) %}
 
 with
 
@@ -69,23 +71,24 @@ judged as (
     from typed
 ),
 
-{% if cutoff is not none %}
 kept_before_window as (
     -- event_ids already kept from rows older than the window: any copy in the window is later
-    select distinct kept.event_id
-    from {{ this }} as kept
-    where
-        kept.event_id in (select judged.event_id from judged where judged.reject_reason is null)
-        and kept.created_at < {{ cutoff }}
-        and kept.reject_reason is null
-        and not kept.is_duplicate
+    {%- if cutoff is not none %}
+        select distinct kept.event_id
+        from {{ this }} as kept
+        where
+            kept.event_id in (
+                select judged.event_id from judged
+                where judged.reject_reason is null
+            )
+            and kept.created_at < {{ cutoff }}
+            and kept.reject_reason is null
+            and not kept.is_duplicate
+    {%- else %}
+        select null::text as event_id
+        where false
+    {%- endif %}
 ),
-{% else %}
-kept_before_window as (
-    select null::text as event_id
-    where false
-),
-{% endif %}
 
 ranked as (
     select

@@ -18,7 +18,9 @@
     )
 }}
 
-{%- set cutoff = incremental_cutoff('created_at', grain='hour_of', where='reject_reason is null and not is_duplicate') %}
+{%- set cutoff = incremental_cutoff(
+    'created_at', grain='hour_of', where='reject_reason is null and not is_duplicate'
+) %}
 
 with
 
@@ -59,23 +61,24 @@ judged as (
     from typed
 ),
 
-{% if cutoff is not none %}
 kept_before_window as (
     -- call_ids already kept from rows older than the window: any copy in the window is later
-    select distinct kept.call_id
-    from {{ this }} as kept
-    where
-        kept.call_id in (select judged.call_id from judged where judged.reject_reason is null)
-        and kept.created_at < {{ cutoff }}
-        and kept.reject_reason is null
-        and not kept.is_duplicate
+    {%- if cutoff is not none %}
+        select distinct kept.call_id
+        from {{ this }} as kept
+        where
+            kept.call_id in (
+                select judged.call_id from judged
+                where judged.reject_reason is null
+            )
+            and kept.created_at < {{ cutoff }}
+            and kept.reject_reason is null
+            and not kept.is_duplicate
+    {%- else %}
+        select null::text as call_id
+        where false
+    {%- endif %}
 ),
-{% else %}
-kept_before_window as (
-    select null::text as call_id
-    where false
-),
-{% endif %}
 
 ranked as (
     select

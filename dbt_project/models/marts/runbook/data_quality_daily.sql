@@ -8,14 +8,16 @@ hourly as (
 
 final as (
     select
-        case when load_hour = '-infinity'::timestamptz then null else {{ day_bucket('load_hour') }} end as day,
+        case
+            when load_hour != '-infinity'::timestamptz then {{ day_bucket('load_hour') }}
+        end as day,
         source,
         sum(raw_rows)::bigint as raw_rows,
         sum(clean_rows)::bigint as clean_rows,
         sum(rejected_rows)::bigint as rejected_rows,
         sum(duplicate_rows)::bigint as duplicate_rows
     from hourly
-    group by 1, source
+    group by 1, 2
 )
 
 select * from final

@@ -19,7 +19,7 @@ facts as (
 
 totals as (
     select
-        hour as hour,
+        hour,
         feature,
         sum(requests)::bigint as requests,
         sum(cost_usd) as total_cost_usd

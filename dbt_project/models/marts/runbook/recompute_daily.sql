@@ -36,10 +36,10 @@ final as (
     select
         day,
         total,
+        total_cost_usd,
         coalesce(hidden, 0) as hidden,
         coalesce(hidden, 0)::float / total as hidden_ratio,
         coalesce(hidden_cost_usd, 0) as hidden_cost_usd,
-        total_cost_usd,
         coalesce(user_requests, 0) as user_requests,
         coalesce(undo_requests, 0) as undo_requests,
         coalesce(retry_requests, 0) as retry_requests,

@@ -38,10 +38,10 @@ final as (
         totals.requests,
         totals.sum_input_tokens,
         totals.sum_output_tokens,
-        totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
-        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens,
         distributions.p95_input_tokens,
-        distributions.p95_output_tokens
+        distributions.p95_output_tokens,
+        totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
+        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens
     from totals
     inner join distributions
         on totals.day = distributions.day

@@ -24,7 +24,7 @@ distributions as (
 
 totals as (
     select
-        hour as hour,
+        hour,
         sum(requests)::bigint as requests,
         sum(sum_input_tokens)::bigint as sum_input_tokens,
         sum(sum_output_tokens)::bigint as sum_output_tokens
@@ -38,10 +38,10 @@ final as (
         totals.requests,
         totals.sum_input_tokens,
         totals.sum_output_tokens,
-        totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
-        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens,
         distributions.p95_input_tokens,
-        distributions.p95_output_tokens
+        distributions.p95_output_tokens,
+        totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
+        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens
     from totals
     inner join distributions
         on totals.hour = distributions.hour

@@ -34,8 +34,8 @@ final as (
         tool_name,
         total_calls,
         failures,
-        failures::float / total_calls as failure_rate,
         total_retries,
+        failures::float / total_calls as failure_rate,
         total_retries::numeric / total_calls as avg_retries
     from totals
 )

@@ -19,7 +19,7 @@ facts as (
 
 totals as (
     select
-        hour as hour,
+        hour,
         tool_name,
         sum(total_calls)::bigint as total_calls,
         sum(failures)::bigint as failures,
@@ -34,8 +34,8 @@ final as (
         tool_name,
         total_calls,
         failures,
-        failures::float / total_calls as failure_rate,
         total_retries,
+        failures::float / total_calls as failure_rate,
         total_retries::numeric / total_calls as avg_retries
     from totals
 )
