@@ -1,0 +1,80 @@
+"""The detection rules in plain Python (orchestration.detection), without a database."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestration.detection import Hour, Settings, detect, noise_floor, spike_id, spikes
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def hours(costs: list[float], *, gaps: tuple[int, ...] = (), variance: float = 0.0) -> list[Hour]:
+    """Consecutive hours from START; the last one is still filling."""
+    return [
+        Hour(
+            hour=START + timedelta(hours=i),
+            total_cost_usd=0.0 if i in gaps else cost,
+            cost_variance_usd2=0.0 if i in gaps else variance,
+            has_data=i not in gaps,
+            is_complete=i < len(costs) - 1,
+        )
+        for i, cost in enumerate(costs)
+    ]
+
+
+def test_spike_id_is_the_start_hour() -> None:
+    assert spike_id(datetime(2026, 11, 29, 3, tzinfo=UTC)) == "spike-2026-11-29T03"
+
+
+def test_no_baseline_before_three_days() -> None:
+    verdicts = detect(hours([1.0] * 71 + [5.0] * 10))
+    assert all(v.baseline_cost_usd is None for v in verdicts[:72])
+    assert verdicts[72].baseline_cost_usd == 1.0 and verdicts[72].baseline_observations == 3
+    assert not any(v.is_spike_hour for v in verdicts[:72])  # 71..: no baseline yet
+
+
+def test_past_spikes_do_not_teach_the_baseline() -> None:
+    costs = [1.0] * 168
+    for day in (3, 4, 5):
+        for h in range(10, 14):
+            costs[24 * day + h] = 3.0
+    verdicts = detect(hours(costs + [1.0]))
+    day7 = verdicts[24 * 6 + 10]
+    assert day7.baseline_cost_usd == 1.0 and day7.baseline_observations == 3
+    assert spikes(verdicts) == [f"spike-2026-01-0{d + 1}T10" for d in (3, 4, 5)]
+
+
+def test_blip_dip_gap_and_filling_hour() -> None:
+    costs = [1.0] * 96
+    for h in (2, 3, 6, 7, 8, 12, 13, 14, 16, 17, 20, 21, 23):
+        costs[72 + h] = 3.0
+    costs[95] = 9.0  # still filling
+    verdicts = detect(hours(costs, gaps=(94,)))
+    assert spikes(verdicts) == ["spike-2026-01-04T06", "spike-2026-01-04T12"]
+    by_hour = {v.hour.hour: v for v in verdicts[72:]}
+    assert by_hour[15].spike_id == "spike-2026-01-04T12"  # a one-hour dip does not split it
+    assert by_hour[18].spike_id is None
+    assert not by_hour[23].is_spike_hour
+
+
+def test_noise_floor_grows_for_a_young_baseline() -> None:
+    settings = Settings()
+    three = noise_floor(settings, [0.04] * 3, 3)
+    seven = noise_floor(settings, [0.04] * 7, 7)
+    assert three == pytest.approx(2.25 * 0.2 * math.sqrt(1 + math.pi / 6))
+    assert three > seven > 2.25 * 0.2
+    assert noise_floor(settings, [], 0) == settings.min_excess_usd
+
+
+def test_small_excess_within_the_noise_is_no_spike() -> None:
+    costs = [1.0] * 96
+    for h in (10, 11, 12):
+        costs[72 + h] = 1.5
+    for h in (14, 15, 16):
+        costs[72 + h] = 1.6
+    verdicts = detect(hours(costs, variance=0.04))
+    assert spikes(verdicts) == ["spike-2026-01-04T14"]
