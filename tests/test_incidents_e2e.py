@@ -49,9 +49,11 @@ def test_open_with_a_down_channel_then_retry_and_resolve_through_costwatch_run(d
             "--seed", "2", "--end", QUIET_END, env=env, check=True,
         )  # fmt: skip
         # Whether or not every other check of this pass holds, the incident logic runs.
-        second = run_costwatch("run", env=env).stdout
-        assert "check warned: marts/cost_spikes" not in second
-        assert "incidents: 0 opened, 1 resolved, 0 open" in second
+        result = run_costwatch("run", env=env)
+        second = result.stdout
+        tail = f"{second[-1500:]}\n{result.stderr[-1500:]}"
+        assert "check warned: marts/cost_spikes" not in second, tail
+        assert "incidents: 0 opened, 1 resolved, 0 open" in second, tail
 
     assert rows(db_url, "select status, resolved_by from ops.incidents") == [
         ("resolved", "costwatch")
