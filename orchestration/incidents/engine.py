@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from orchestration.database import DatabaseError, connect, first_line
+from orchestration.database import connect, first_line
 from orchestration.incidents import channels, costcap, payloads, store
 from orchestration.incidents.settings import IncidentSettings, SettingsError
 
@@ -545,7 +545,6 @@ def _next_due(
 
 
 __all__ = [
-    "DatabaseError",
     "TickReport",
     "deliver_due",
     "evaluate_after_pass",
