@@ -9,7 +9,10 @@ over the previous `baseline_days` days, leaving out gap hours, the hour still fi
 of earlier spikes; fewer than `min_observations` such hours: no baseline. A spike hour is complete,
 has data, and costs more than baseline * (1 + threshold_pct) and more than the noise floor above
 it. A spike starts with `min_hours` consecutive spike hours and ends after `end_hours` hours that
-are not spike hours.
+are not spike hours. Spike hours are left out of later baselines for at most
+`max_excluded_hours` after the spike's start (a longer spike is a new level the baseline learns),
+and only when the spike was found with at least `min_history_days_to_exclude` days of data before
+it (a young baseline's mistakes must not keep it young).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Settings:
     noise_sigmas: float = 2.25
     min_hours: int = 3
     end_hours: int = 2
+    max_excluded_hours: int = 24
+    min_history_days_to_exclude: int = 5
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class _Walk:
     in_spike: bool = False
     quiet: int = 0
     start: int | None = None
+    excluding: bool = False
     spans: list[list[int]] = field(default_factory=list)  # [first, last spike hour] per spike
 
 
@@ -109,11 +115,13 @@ def detect(hours: Sequence[Hour], settings: Settings | None = None) -> list[Verd
         if is_spike_hour:
             walk.run += 1
             if walk.in_spike:
-                null_count = walk.quiet + 1
+                if walk.excluding and index - walk.spans[-1][0] < settings.max_excluded_hours:
+                    null_count = walk.quiet + 1
                 walk.spans[-1][1] = index
             elif walk.run >= settings.min_hours:
                 walk.in_spike = True
-                null_count = settings.min_hours
+                walk.excluding = index // 24 >= settings.min_history_days_to_exclude
+                null_count = settings.min_hours if walk.excluding else 0
                 walk.spans.append([index - settings.min_hours + 1, index])
             walk.quiet = 0
         else:

@@ -38,14 +38,24 @@ def test_no_baseline_before_three_days() -> None:
 
 
 def test_past_spikes_do_not_teach_the_baseline() -> None:
-    costs = [1.0] * 168
-    for day in (3, 4, 5):
+    costs = [1.0] * 240
+    for day in (5, 6, 7, 8):
         for h in range(10, 14):
             costs[24 * day + h] = 3.0
     verdicts = detect(hours(costs + [1.0]))
-    day7 = verdicts[24 * 6 + 10]
-    assert day7.baseline_cost_usd == 1.0 and day7.baseline_observations == 3
-    assert spikes(verdicts) == [f"spike-2026-01-0{d + 1}T10" for d in (3, 4, 5)]
+    day10 = verdicts[24 * 9 + 10]
+    assert day10.baseline_cost_usd == 1.0 and day10.baseline_observations == 3
+    assert spikes(verdicts) == [f"spike-2026-01-{d + 1:02d}T10" for d in (5, 6, 7, 8)]
+
+
+def test_a_young_baseline_does_not_keep_itself_young() -> None:
+    """Data from a Thursday: the 3-day median of Fri, Sat, Sun calls Monday a spike. Monday is
+    not left out, so from Wednesday on the baseline is right again."""
+    level = {0: 1.0, 1: 1.0, 2: 0.65, 3: 0.65}  # Thu, Fri, Sat, Sun; weekdays 1.0
+    costs = [level.get(i // 24, 1.0) for i in range(24 * 9)]
+    verdicts = detect(hours(costs + [1.0]))
+    days = {v.hour.day for v in verdicts if v.is_spike_hour}
+    assert days <= {5, 6}  # Monday 5th (and maybe Tuesday 6th), never later
 
 
 def test_blip_dip_gap_and_filling_hour() -> None:
@@ -78,3 +88,12 @@ def test_small_excess_within_the_noise_is_no_spike() -> None:
         costs[72 + h] = 1.6
     verdicts = detect(hours(costs, variance=0.04))
     assert spikes(verdicts) == ["spike-2026-01-04T14"]
+
+
+def test_a_new_level_is_learned_not_a_spike_forever() -> None:
+    """Cost doubles for good on day 4: a spike at first, then the baseline learns the new level."""
+    costs = [1.0] * 72 + [2.0] * (24 * 7) + [2.0]
+    verdicts = detect(hours(costs))
+    assert spikes(verdicts) == ["spike-2026-01-04T00"]
+    assert not verdicts[-2].is_spike_hour
+    assert verdicts[-2].baseline_cost_usd == 2.0

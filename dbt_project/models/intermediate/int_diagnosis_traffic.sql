@@ -1,15 +1,21 @@
 {#-
   Who and what sent the requests of each spike window against its baseline window (runbook steps 2
-  and 4), from the events themselves: distinct users and the top users' share of requests (per
-  day's window: the spike's hours, or the same hours on one baseline day, averaged over those
-  days), 95th percentiles of tokens, and the top user agents' shares, so bot traffic or abuse shows.
-  Reads only the events of the windows' hours (the created_at index bounds the scan).
+  and 4): hourly distinct users and 95th percentiles of tokens (means over the windows' hours, from
+  int_inference_hourly_distributions), and from the events themselves the top users' share of
+  requests (per day's window: the spike's hours, or the same hours on one baseline day, averaged
+  over those days) and the top user agents' shares, so bot traffic or abuse shows. Reads only the
+  events of the windows' hours (the created_at index bounds the scan).
 -#}
 
 with
 
 windows as (
     select * from {{ ref('int_diagnosis_windows') }}
+),
+
+distributions as (
+    select * from {{ ref('int_inference_hourly_distributions') }}
+    where hour in (select windows.hour from windows)
 ),
 
 bounds as (
@@ -33,9 +39,7 @@ window_events as (
         windows.days_back,
         windows.weight,
         events.user_id,
-        events.user_agent,
-        events.input_tokens,
-        events.output_tokens
+        events.user_agent
     from windows
     inner join events
         on windows.hour = events.hour
@@ -64,8 +68,6 @@ per_day as (
     select
         spike_id,
         days_back,
-        count(*) as unique_users,
-        sum(requests) as requests,
         sum(requests) filter (where user_rank <= {{ var('diagnosis_top_users') }})::float8
         / sum(requests) as top_users_share
     from ranked_users
@@ -75,27 +77,35 @@ per_day as (
 users as (
     select
         spike_id,
-        avg(unique_users) filter (where days_back > 0) as unique_users_before,
-        avg(unique_users) filter (where days_back = 0) as unique_users_after,
         avg(top_users_share) filter (where days_back > 0) as top_users_share_before,
         avg(top_users_share) filter (where days_back = 0) as top_users_share_after
     from per_day
     group by spike_id
 ),
 
-tokens as (
+hourly as (
     select
-        spike_id,
-        percentile_cont(0.95) within group (order by input_tokens)
-            filter (where period = 'baseline') as p95_input_tokens_before,
-        percentile_cont(0.95) within group (order by input_tokens)
-            filter (where period = 'spike') as p95_input_tokens_after,
-        percentile_cont(0.95) within group (order by output_tokens)
-            filter (where period = 'baseline') as p95_output_tokens_before,
-        percentile_cont(0.95) within group (order by output_tokens)
-            filter (where period = 'spike') as p95_output_tokens_after
-    from window_events
-    group by spike_id
+        windows.spike_id,
+        sum(windows.weight * distributions.unique_users) filter (where windows.period = 'baseline')
+        / sum(windows.weight) filter (where windows.period = 'baseline') as unique_users_before,
+        avg(distributions.unique_users) filter (where windows.period = 'spike')
+            as unique_users_after,
+        sum(windows.weight * distributions.p95_input_tokens)
+            filter (where windows.period = 'baseline')
+        / sum(windows.weight) filter (where windows.period = 'baseline')
+            as p95_input_tokens_before,
+        avg(distributions.p95_input_tokens) filter (where windows.period = 'spike')
+            as p95_input_tokens_after,
+        sum(windows.weight * distributions.p95_output_tokens)
+            filter (where windows.period = 'baseline')
+        / sum(windows.weight) filter (where windows.period = 'baseline')
+            as p95_output_tokens_before,
+        avg(distributions.p95_output_tokens) filter (where windows.period = 'spike')
+            as p95_output_tokens_after
+    from windows
+    inner join distributions
+        on windows.hour = distributions.hour
+    group by windows.spike_id
 ),
 
 agents as (
@@ -141,21 +151,21 @@ top_agents as (
 
 final as (
     select
-        users.spike_id,
-        users.unique_users_before,
-        users.unique_users_after,
+        hourly.spike_id,
+        hourly.unique_users_before,
+        hourly.unique_users_after,
         users.top_users_share_before,
         users.top_users_share_after,
-        tokens.p95_input_tokens_before,
-        tokens.p95_input_tokens_after,
-        tokens.p95_output_tokens_before,
-        tokens.p95_output_tokens_after,
+        hourly.p95_input_tokens_before,
+        hourly.p95_input_tokens_after,
+        hourly.p95_output_tokens_before,
+        hourly.p95_output_tokens_after,
         top_agents.top_user_agents
-    from users
-    inner join tokens
-        on users.spike_id = tokens.spike_id
-    inner join top_agents
-        on users.spike_id = top_agents.spike_id
+    from hourly
+    left join users
+        on hourly.spike_id = users.spike_id
+    left join top_agents
+        on hourly.spike_id = top_agents.spike_id
 )
 
 select * from final

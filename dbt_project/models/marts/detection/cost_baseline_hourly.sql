@@ -24,7 +24,12 @@
   recursive CTE. The walk carries `history`: the last 24 * spike_baseline_days hours' costs (and
   `noise_history`, their variances), each null when the hour may not serve as an observation.
   When a run is confirmed as a spike, its hours are nulled in the history, as are dip hours once
-  the spike resumes after them. Both are decided at most a few hours after the hour itself, long
+  the spike resumes after them, up to `spike_max_excluded_hours` after the spike's start: a spike
+  lasting longer is a new level (a launch, or a young baseline that saw a weekend first), and
+  its later hours teach the baseline, or the spike would never end. And only spikes found with at
+  least `spike_min_history_days_to_exclude` days of data before them are left out: a young
+  baseline (3 days that held a weekend) can call a normal Monday a spike, and leaving it out
+  would make every following weekday one too. Both are decided at most a few hours after the hour itself, long
   before it first serves as an observation 24 hours later, so the walk is exact, not a heuristic.
   Cost: one index lookup and one 7-value median per hour; the table is rebuilt every run.
 -#}
@@ -33,6 +38,8 @@
 {%- set span = 24 * days -%}
 {%- set min_hours = var('spike_min_hours') | int -%}
 {%- set end_hours = var('spike_end_hours') | int -%}
+{%- set max_excluded = var('spike_max_excluded_hours') | int -%}
+{%- set min_history_days_to_exclude = var('spike_min_history_days_to_exclude') | int -%}
 
 with recursive
 
@@ -57,6 +64,7 @@ walk (
     in_spike,
     quiet_hours,
     spike_start,
+    is_excluding,
     history,
     noise_history
 ) as (
@@ -77,6 +85,7 @@ walk (
         false as in_spike,
         0 as quiet_hours,
         null::timestamptz as spike_start,
+        false as is_excluding,
         array_fill(null::float8, array[{{ span }}]) as history,
         array_fill(null::float8, array[{{ span }}]) as noise_history
 
@@ -99,6 +108,7 @@ walk (
         state.in_spike,
         state.quiet_hours,
         state.spike_start,
+        state.is_excluding,
         {{ detection_shift_history(
             'walk.history', 'observation.cost_usd', 'state.null_count', span
         ) }} as history,
@@ -190,8 +200,19 @@ walk (
                     then walk.spike_start
             end as spike_start,
             case
-                when comparison.is_spike_hour and walk.in_spike then walk.quiet_hours + 1
-                when run.is_confirmed then {{ min_hours }}
+                when run.is_confirmed
+                    then (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }}
+                else walk.is_excluding
+            end as is_excluding,
+            case
+                when
+                    comparison.is_spike_hour and walk.in_spike and walk.is_excluding
+                    and next_hour.hour - walk.spike_start < interval '{{ max_excluded }} hours'
+                    then walk.quiet_hours + 1
+                when
+                    run.is_confirmed
+                    and (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }}
+                    then {{ min_hours }}
                 else 0
             end as null_count
     ) as state
