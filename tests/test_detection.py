@@ -1,0 +1,421 @@
+"""Spike detection and diagnosis on real PostgreSQL and real dbt, over every seeded scenario.
+
+Each case is its own database: `costwatch seed` data (plus our own changes for the extra
+scenarios), then `dbt run --select +spike_diagnosis` (only what detection needs). Cases run two at
+a time (the machine has 2 cores). Each worker has its own dbt target path and reuses one database
+name (dropped and created again per case): dbt's partial parse is keyed on the connection, so the
+project is parsed once per worker instead of once per case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from orchestration.database import connect, dbt_env
+from orchestration.detection import Hour, detect
+from orchestration.seed import INCIDENT_HOURS_BEFORE_END, seed
+from tests.conftest import PROJECT_ROOT, create_database, drop_database
+
+# All cases run in one module fixture; give it room on a busy machine.
+pytestmark = pytest.mark.timeout(1800)
+
+DBT = str(PROJECT_ROOT / ".venv" / "bin" / "dbt")
+DAYS = 9
+EVENTS_PER_HOUR = 150
+SEEDS = (1, 2, 3)
+# Each seed's incident starts on another weekday, in the busy hours (09:00-18:00 UTC): at ~150
+# events an hour, a night hour holds ~60 events and its cost's noise (~30%) delays detection by
+# a few hours; at the weekend traffic is 35% under the weekday-level median. Both are covered by
+# their own scenarios below (a midnight onset at a realistic volume, a weekend).
+ONSETS: dict[int, datetime] = {
+    1: datetime(2026, 11, 18, 11, tzinfo=UTC),  # Wednesday 11:00
+    2: datetime(2026, 11, 19, 15, tzinfo=UTC),  # Thursday 15:00
+    3: datetime(2026, 11, 24, 9, tzinfo=UTC),  # Tuesday 09:00
+}
+
+# Expected rank-1 cause and the detail column it fills, per incident scenario.
+EXPECTED: dict[str, tuple[str, str | None, str | None]] = {
+    "traffic_surge": ("traffic_increase", None, None),
+    "bot_traffic": ("traffic_increase", None, None),
+    "autosave_loop": ("hidden_recompute", "trigger_type", "auto_save"),
+    "undo_storm": ("hidden_recompute", "trigger_type", "undo"),
+    "context_bloat": ("context_bloat", None, None),
+    "model_change": ("output_growth", "model", "gpt-4o"),
+    "feature_abuse": ("feature_concentration", "feature", "summarize"),
+    "tool_outage": ("tool_retry_storm", "tool_name", "web_search"),
+}
+NO_SPIKE = ("quiet", "blip")
+
+
+def end_for(seed_value: int) -> datetime:
+    onset = ONSETS.get(seed_value, ONSETS[1] + timedelta(days=7 * seed_value))
+    return onset + timedelta(hours=INCIDENT_HOURS_BEFORE_END)
+
+
+@dataclass
+class Case:
+    """One database: how to fill it, and what detection and diagnosis found in it."""
+
+    name: str
+    fill: Callable[[psycopg.Connection], datetime | None]  # returns the injected onset
+    dbt_vars: dict[str, object] = field(default_factory=dict)
+    onset: datetime | None = None
+    spikes: list[dict] = field(default_factory=list)
+    diagnosis: list[dict] = field(default_factory=list)
+    hours: list[dict] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+def seeded(scenario: str, seed_value: int, **kwargs) -> Callable[[psycopg.Connection], datetime]:
+    def fill(conn: psycopg.Connection) -> datetime | None:
+        summary = seed(
+            conn,
+            scenario,
+            days=kwargs.get("days", DAYS),
+            events_per_hour=kwargs.get("events_per_hour", EVENTS_PER_HOUR),
+            seed=seed_value,
+            end=kwargs.get("end", end_for(seed_value)),
+        )
+        return summary.onset if scenario not in ("quiet",) else None
+
+    return fill
+
+
+def rows(conn: psycopg.Connection, sql: str) -> list[dict]:
+    cur = conn.execute(sql)
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def run_dbt(url: str, target: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **dbt_env(url)}
+    env.update(
+        DBT_TARGET_PATH=str(target),
+        DBT_LOG_PATH=str(target / "logs"),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    return subprocess.run(
+        [DBT, *args, "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_case(server_url: str, case: Case, target: Path, name: str) -> Case:
+    """Create the case's database `name`, fill it, run detection, read the marts, drop it."""
+    url = create_database(server_url, name)
+    try:
+        with connect(url) as conn:
+            case.onset = case.fill(conn)
+        args = ["run", "--select", "+spike_diagnosis"]
+        if case.dbt_vars:
+            args += ["--vars", json.dumps(case.dbt_vars)]
+        result = run_dbt(url, target, *args)
+        if result.returncode != 0:
+            case.error = result.stdout[-3000:] + result.stderr[-2000:]
+            return case
+        with connect(url) as conn:
+            case.spikes = rows(conn, "select * from marts.cost_spikes order by spike_start")
+            case.diagnosis = rows(
+                conn, "select * from marts.spike_diagnosis order by spike_id, rank"
+            )
+            case.hours = rows(conn, "select * from marts.cost_baseline_hourly order by hour")
+            case.inputs = rows(
+                conn, "select * from intermediate.int_detection_hourly order by hour_index"
+            )
+    finally:
+        if not os.environ.get("COSTWATCH_KEEP_TEST_DB"):
+            drop_database(server_url, name)
+    return case
+
+
+def run_cases(server_url: str, cases: Iterable[Case], workers: int = 2) -> dict[str, Case]:
+    cases = list(cases)
+    with tempfile.TemporaryDirectory(prefix="cw_det_dbt_") as tmp:
+        targets = [Path(tmp) / f"w{i}" for i in range(workers)]
+        queues = [cases[i::workers] for i in range(workers)]
+
+        def work(i: int) -> list[Case]:
+            name = f"cw_test_det_{os.getpid()}_w{i}"
+            return [run_case(server_url, case, targets[i], name) for case in queues[i]]
+
+        with ThreadPoolExecutor(workers) as pool:
+            done = [c for batch in pool.map(work, range(workers)) for c in batch]
+    return {case.name: case for case in done}
+
+
+def verdict(case: Case, expected: tuple[str, str | None, str | None] | None) -> str | None:
+    """None when the case is right, else what is wrong (one line)."""
+    if case.error:
+        return f"dbt failed: {case.error[-500:]}"
+    if expected is None:
+        if case.spikes:
+            return f"expected no spike, got {[s['spike_id'] for s in case.spikes]}"
+        return None
+    if len(case.spikes) != 1:
+        return f"expected one spike, got {[s['spike_id'] for s in case.spikes]}"
+    spike = case.spikes[0]
+    if abs(spike["spike_start"] - case.onset) > timedelta(hours=1):
+        return f"spike_start {spike['spike_start']:%a %H:%M}, onset {case.onset:%a %H:%M}"
+    top = [d for d in case.diagnosis if d["rank"] == 1]
+    if not top:
+        return "no diagnosis"
+    cause, column, value = expected
+    got = top[0]
+    causes = [(d["cause"], d["contribution_usd"]) for d in case.diagnosis]
+    if got["cause"] != cause:
+        return f"rank 1 {got['cause']}, expected {cause}: {causes}"
+    if column and got[column] != value:
+        return f"{column} {got[column]!r}, expected {value!r}"
+    return None
+
+
+# --------------------------------------------------------------------------- scenarios of our own
+
+PRICES = {
+    m: p for m, p in __import__("orchestration.seed.catalog", fromlist=["x"]).MODEL_PRICES.items()
+}
+
+
+def price_case_sql(column: str) -> str:
+    """SQL: the per-token price of `column` ('input' or 'output') of an event's model."""
+    i = 0 if column == "input" else 1
+    whens = " ".join(f"when '{m}' then {p[i] / 1e6!r}" for m, p in PRICES.items())
+    return f"(case model {whens} end)"
+
+
+def gradual_growth(conn: psycopg.Connection) -> None:
+    """21 quiet days whose traffic grows steadily to 2x: a trend, never a spike."""
+    end = datetime(2026, 11, 20, 18, tzinfo=UTC)
+    seed(conn, "quiet", days=21, events_per_hour=100, seed=7, end=end)
+    conn.execute(
+        """
+        insert into raw.inference_events
+        select event_id || '-g', created_at + interval '7 minutes', user_id, session_id, feature,
+               trigger_type, model, input_tokens, output_tokens, cost_usd, user_agent
+        from raw.inference_events
+        where (hashtext(event_id) & 1023) / 1024.0
+              < extract(epoch from created_at - (%s::timestamptz - interval '21 days'))
+                / extract(epoch from interval '21 days')
+        """,
+        (end,),
+    )
+    conn.commit()
+
+
+def weekend_surge(conn: psycopg.Connection) -> datetime:
+    """A traffic surge that starts on a Saturday at noon (weekend traffic is 35% lower)."""
+    onset = datetime(2026, 11, 21, 12, tzinfo=UTC)
+    seed(conn, "traffic_surge", days=DAYS, events_per_hour=EVENTS_PER_HOUR, seed=11,
+         end=onset + timedelta(hours=INCIDENT_HOURS_BEFORE_END))  # fmt: skip
+    return onset
+
+
+def midnight_autosave(conn: psycopg.Connection) -> datetime:
+    """An auto-save loop starting at 00:00 (Wednesday), at a volume where night hours count."""
+    onset = datetime(2026, 11, 25, 0, tzinfo=UTC)
+    seed(conn, "autosave_loop", days=8, events_per_hour=600, seed=12,
+         end=onset + timedelta(hours=INCIDENT_HOURS_BEFORE_END))  # fmt: skip
+    return onset
+
+
+def two_causes(conn: psycopg.Connection) -> datetime:
+    """An auto-save loop, and from the same hour on prompts three times longer: both causes."""
+    onset = ONSETS[1]
+    seed(conn, "autosave_loop", days=DAYS, events_per_hour=EVENTS_PER_HOUR, seed=13,
+         end=onset + timedelta(hours=INCIDENT_HOURS_BEFORE_END))  # fmt: skip
+    conn.execute(
+        f"""
+        update raw.inference_events
+        set input_tokens = input_tokens * 3,
+            cost_usd = cost_usd + 2 * input_tokens * {price_case_sql("input")}
+        where created_at >= %s
+        """,
+        (onset,),
+    )
+    conn.commit()
+    return onset
+
+
+def gap_then_incident(conn: psycopg.Connection) -> datetime:
+    """A 4-hour data gap two days before an undo storm: no false spike, the storm still found."""
+    onset = ONSETS[2]
+    seed(conn, "undo_storm", days=DAYS, events_per_hour=EVENTS_PER_HOUR, seed=14,
+         end=onset + timedelta(hours=INCIDENT_HOURS_BEFORE_END))  # fmt: skip
+    gap = onset - timedelta(days=2, hours=3)
+    conn.execute(
+        "delete from raw.inference_events where created_at >= %s and created_at < %s",
+        (gap, gap + timedelta(hours=4)),
+    )
+    conn.commit()
+    return onset
+
+
+def quiet_with_gap(conn: psycopg.Connection) -> None:
+    """Quiet data with a 5-hour gap on day 5: a gap is neither a spike nor a lesson."""
+    end = datetime(2026, 11, 20, 18, tzinfo=UTC)
+    seed(conn, "quiet", days=DAYS, events_per_hour=EVENTS_PER_HOUR, seed=15, end=end)
+    gap = end - timedelta(days=4, hours=8)
+    conn.execute(
+        "delete from raw.inference_events where created_at >= %s and created_at < %s",
+        (gap, gap + timedelta(hours=5)),
+    )
+    conn.commit()
+
+
+EXTRA: dict[str, Callable[[psycopg.Connection], datetime | None]] = {
+    "gradual_growth": gradual_growth,
+    "weekend_surge": weekend_surge,
+    "midnight_autosave": midnight_autosave,
+    "two_causes": two_causes,
+    "gap_then_incident": gap_then_incident,
+    "quiet_with_gap": quiet_with_gap,
+}
+
+
+# --------------------------------------------------------------------------- all cases, one pool
+
+
+@pytest.fixture(scope="module")
+def cases(server_url: str) -> dict[str, Case]:
+    """Every case of this module, run two at a time."""
+    seeded_cases = [
+        Case(f"{scenario}_{s}", seeded(scenario, s))
+        for scenario in (*EXPECTED, *NO_SPIKE)
+        for s in SEEDS
+    ]
+    extra = [Case(name, fill) for name, fill in EXTRA.items()]
+    return run_cases(server_url, [*extra, *seeded_cases])
+
+
+def scenario_of(case_name: str) -> str:
+    return case_name.rsplit("_", 1)[0]
+
+
+@pytest.mark.parametrize("scenario", [*EXPECTED, *NO_SPIKE])
+def test_seeded_scenario(cases: dict[str, Case], scenario: str) -> None:
+    """Exactly one spike, starting within an hour of the onset, with the right root cause."""
+    wrong = {s: verdict(cases[f"{scenario}_{s}"], EXPECTED.get(scenario)) for s in SEEDS}
+    wrong = {s: w for s, w in wrong.items() if w}
+    assert not wrong, wrong
+
+
+def test_accuracy_over_all_seeds(cases: dict[str, Case]) -> None:
+    """The figure of the report: right cases / all seeded cases."""
+    seeded_cases = [c for name, c in cases.items() if name not in EXTRA]
+    right = sum(verdict(c, EXPECTED.get(scenario_of(c.name))) is None for c in seeded_cases)
+    assert right == len(seeded_cases), f"{right}/{len(seeded_cases)}"
+
+
+def test_gradual_growth_is_not_a_spike(cases: dict[str, Case]) -> None:
+    case = cases["gradual_growth"]
+    assert verdict(case, None) is None, verdict(case, None)
+    complete = [h for h in case.hours if h["is_complete"]]
+    first_week = sum(h["total_cost_usd"] for h in complete[:168])
+    last_week = sum(h["total_cost_usd"] for h in complete[-168:])
+    assert last_week > 1.5 * first_week  # the traffic did grow
+
+
+def test_weekend_surge_is_found(cases: dict[str, Case]) -> None:
+    case = cases["weekend_surge"]
+    assert verdict(case, EXPECTED["traffic_surge"]) is None, verdict(
+        case, EXPECTED["traffic_surge"]
+    )
+
+
+def test_spike_starting_at_midnight(cases: dict[str, Case]) -> None:
+    case = cases["midnight_autosave"]
+    assert verdict(case, EXPECTED["autosave_loop"]) is None, verdict(
+        case, EXPECTED["autosave_loop"]
+    )
+    assert case.spikes[0]["spike_id"] in ("spike-2026-11-25T00", "spike-2026-11-25T01")
+
+
+def test_two_causes_at_once(cases: dict[str, Case]) -> None:
+    case = cases["two_causes"]
+    assert len(case.spikes) == 1, case.spikes
+    causes = {d["cause"]: d for d in case.diagnosis}
+    assert {"hidden_recompute", "context_bloat"} <= set(causes), list(causes)
+    assert causes["hidden_recompute"]["trigger_type"] == "auto_save"
+    contributions = [d["contribution_usd"] for d in case.diagnosis]
+    assert contributions == sorted(contributions, reverse=True)
+    assert [d["rank"] for d in case.diagnosis] == list(range(1, len(case.diagnosis) + 1))
+
+
+def test_data_gap(cases: dict[str, Case]) -> None:
+    quiet = cases["quiet_with_gap"]
+    assert verdict(quiet, None) is None, verdict(quiet, None)
+    gap = [h for h in quiet.hours if not h["has_data"]]
+    assert len(gap) == 5 and not any(h["is_spike_hour"] for h in gap)
+    # the next day's same hours have one observation less: the gap taught the baseline nothing
+    after = {h["hour"]: h for h in quiet.hours}
+    for h in gap:
+        next_day = after[h["hour"] + timedelta(days=1)]
+        same_hour_before = after[h["hour"] - timedelta(days=1)]
+        assert next_day["baseline_observations"] <= same_hour_before["baseline_observations"]
+    incident = cases["gap_then_incident"]
+    assert verdict(incident, EXPECTED["undo_storm"]) is None, verdict(
+        incident, EXPECTED["undo_storm"]
+    )
+
+
+def test_evidence_has_what_on_call_quotes(cases: dict[str, Case]) -> None:
+    """Before/after numbers, recent changes and the runbook's fix, on every diagnosis row."""
+    bot = cases["bot_traffic_1"].diagnosis[0]
+    evidence = bot["evidence"]
+    for key in ("requests", "unique_users", "cost_per_request_usd", "hidden_ratio", "tokens",
+                "features", "models", "tools", "top_user_agents", "top_users_share",
+                "change_events", "volume_effect_usd", "rate_effect_usd"):  # fmt: skip
+        assert key in evidence, key
+    assert evidence["top_users_share"]["after"] > 2 * evidence["top_users_share"]["before"]
+    agents = [a["user_agent"] for a in evidence["top_user_agents"]]
+    assert any("python-requests" in a or "Scrapy" in a for a in agents), agents
+    autosave = cases["autosave_loop_1"].diagnosis[0]
+    assert "AUTO_SAVE_INTERVAL_MS = 30000" in autosave["recommended_fix"]
+    assert any("auto-save" in c["description"] for c in autosave["evidence"]["change_events"])
+    tool = cases["tool_outage_1"].diagnosis[0]
+    assert "MAX_TOOL_RETRIES = 2" in tool["recommended_fix"]
+    web = tool["evidence"]["tools"]["web_search"]
+    assert web["failure_rate_after"] > web["failure_rate_before"] + 0.3
+
+
+def test_sql_agrees_with_the_python_reference(cases: dict[str, Case]) -> None:
+    """cost_baseline_hourly's recursive walk = orchestration.detection's loop, hour by hour."""
+    for case in cases.values():
+        reference = detect(
+            [
+                Hour(
+                    h["hour"],
+                    float(h["total_cost_usd"]),
+                    h["cost_variance_usd2"],
+                    h["has_data"],
+                    h["is_complete"],
+                )  # fmt: skip
+                for h in case.inputs
+            ]
+        )
+        assert len(reference) == len(case.hours), case.name
+        for ref, got in zip(reference, case.hours, strict=True):
+            assert (ref.is_spike_hour, ref.spike_id) == (got["is_spike_hour"], got["spike_id"]), (
+                case.name,
+                got["hour"],
+            )
+            if ref.baseline_cost_usd is None:
+                assert got["baseline_cost_usd"] is None, (case.name, got["hour"])
+            else:
+                assert got["baseline_cost_usd"] == pytest.approx(ref.baseline_cost_usd), case.name
