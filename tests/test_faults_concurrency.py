@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -119,3 +120,24 @@ def test_two_runs_at_once_open_one_incident_send_one_alert_per_channel(
     ]
     assert sorted(incident_posts) == sorted([HOOK_PATH, SLACK_PATH, "/v2/enqueue"])
     assert runbook_mismatches(db_url) == {}
+
+
+def test_a_pass_killed_with_sigkill_leaves_no_lock_behind(db_url: str) -> None:
+    """The lock is a session's: a `costwatch run` killed hard never blocks the next one."""
+    holder = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import os, signal, sys\n"
+            "from orchestration.pipeline import pass_lock\n"
+            "with pass_lock(sys.argv[1], 0):\n"
+            "    print('held', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+            db_url,
+        ],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    holder.wait(timeout=30)
+    assert holder.returncode == -9
+    with pass_lock(db_url, 10):  # taken within seconds, not after the 900 s default wait
+        assert not _lock_free(db_url)
