@@ -17,11 +17,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # images (escaping the brackets is enough for those), tables, strikethrough, headings.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+# Longest name (feature, tool, user agent, change description) shown in the report.
+NAME_MAX_CHARS = 200
 
 
 def strip_control(text: Any) -> str:
     """The text on one line: control characters (newlines included) become spaces."""
     return _CONTROL.sub(" ", "" if text is None else str(text))
+
+
+def shorten(text: str, limit: int = NAME_MAX_CHARS) -> str:
+    """A value from the data cut to `limit` characters (with an ellipsis), so a 100 KB feature
+    name or user agent never floods the report."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def escape_md(text: Any) -> str:
@@ -31,7 +39,7 @@ def escape_md(text: Any) -> str:
     punctuation is backslash-escaped (so `*_[]()|` never format, link or split a table), and
     control characters are removed, so a name stays on its line.
     """
-    out = strip_control(text)
+    out = shorten(strip_control(text))
     out = "".join(_HTML.get(ch, ch) for ch in out)
     out = _MD_SPECIAL.sub(r"\\\1", out)
     # A leading "-", "+", "=", "N." or "N)" would start a list or a heading underline.
@@ -53,8 +61,8 @@ def escape_slack(text: Any, keep_newlines: bool = False) -> str:
 
 
 def code_safe(text: Any) -> str:
-    """A name safe inside a Markdown code span or block: no backticks, one line."""
-    return strip_control(text).replace("`", "'")
+    """A name safe inside a Markdown code span or block: no backticks, one line, not huge."""
+    return shorten(strip_control(text)).replace("`", "'")
 
 
 def money(value: Any, digits: int = 2) -> str:
