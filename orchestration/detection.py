@@ -8,8 +8,9 @@ Rules (CONTRACT section 5): the baseline of an hour is the median cost of the sa
 over the previous `baseline_days` days, leaving out gap hours, the hour still filling and hours
 of earlier spikes; fewer than `min_observations` such hours: no baseline. A spike hour is complete,
 has data, and costs more than baseline * (1 + threshold_pct) and more than the noise floor above
-it. A spike starts with `min_hours` consecutive spike hours and ends after `end_hours` hours that
-are not spike hours. Spike hours are left out of later baselines for at most
+it. A spike is confirmed by `min_hours` consecutive spike hours, starts at the first of the
+consecutive hours above baseline * (1 + threshold_pct) leading into them, and ends after
+`end_hours` hours that are not spike hours. Spike hours are left out of later baselines for at most
 `max_excluded_hours` after the spike's start (a longer spike is a new level the baseline learns),
 and only when the spike was found with at least `min_history_days_to_exclude` days of data before
 it (a young baseline's mistakes must not keep it young).
@@ -65,6 +66,7 @@ class _Walk:
     history: list[float | None]
     variances: list[float | None]
     run: int = 0
+    above: int = 0
     in_spike: bool = False
     quiet: int = 0
     start: int | None = None
@@ -111,6 +113,13 @@ def detect(hours: Sequence[Hour], settings: Settings | None = None) -> list[Verd
             and cost > baseline * (1 + settings.threshold_pct)
             and cost - baseline > floor
         )
+        is_above = (
+            hour.is_complete
+            and hour.has_data
+            and baseline is not None
+            and cost > baseline * (1 + settings.threshold_pct)
+        )
+        walk.above = min(walk.above + 1, 23) if is_above else 0
         null_count = 0
         if is_spike_hour:
             walk.run += 1
@@ -121,8 +130,8 @@ def detect(hours: Sequence[Hour], settings: Settings | None = None) -> list[Verd
             elif walk.run >= settings.min_hours:
                 walk.in_spike = True
                 walk.excluding = index // 24 >= settings.min_history_days_to_exclude
-                null_count = settings.min_hours if walk.excluding else 0
-                walk.spans.append([index - settings.min_hours + 1, index])
+                null_count = walk.above if walk.excluding else 0
+                walk.spans.append([index - walk.above + 1, index])
             walk.quiet = 0
         else:
             walk.run = 0

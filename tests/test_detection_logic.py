@@ -97,3 +97,15 @@ def test_a_new_level_is_learned_not_a_spike_forever() -> None:
     assert spikes(verdicts) == ["spike-2026-01-04T00"]
     assert not verdicts[-2].is_spike_hour
     assert verdicts[-2].baseline_cost_usd == 2.0
+
+
+def test_spike_starts_where_its_first_hours_rose_within_the_noise() -> None:
+    """Hours 10-11 are 50% up (within the noise), 12 normal, 13 50% up, 14-16 beyond the noise:
+    the spike starts at 13, the first of the hours above the 20% leading into it."""
+    costs = [1.0] * 96
+    for h in (10, 11, 13):
+        costs[72 + h] = 1.5
+    for h in (14, 15, 16):
+        costs[72 + h] = 1.6
+    verdicts = detect(hours(costs, variance=0.04))
+    assert spikes(verdicts) == ["spike-2026-01-04T13"]

@@ -1,6 +1,6 @@
 -- A row is a spike of cost_spikes whose hours in cost_baseline_hourly disagree with it: its span,
--- hour count or costs differ, it does not start with spike_min_hours consecutive spike hours, or
--- it ends on an hour that is not a spike hour.
+-- hour count or costs differ, it holds no run of spike_min_hours consecutive spike hours, its
+-- first hour is not above the threshold, or it ends on an hour that is not a spike hour.
 {%- set min_hours = var('spike_min_hours') | int %}
 
 with
@@ -37,13 +37,15 @@ final as (
         or spikes.hours != spans.hours
         or abs(spikes.total_cost_usd - spans.total_cost_usd) > 1e-9
         or (
-            select count(*)
+            select max(baseline_hours.spike_run_hours)
             from baseline_hours
-            where
-                baseline_hours.spike_id = spikes.spike_id
-                and baseline_hours.is_spike_hour
-                and baseline_hours.hour < spikes.spike_start + interval '{{ min_hours }} hours'
-        ) != {{ min_hours }}
+            where baseline_hours.spike_id = spikes.spike_id
+        ) < {{ min_hours }}
+        or (
+            select baseline_hours.pct_above_baseline
+            from baseline_hours
+            where baseline_hours.hour = spikes.spike_start
+        ) <= {{ var('spike_threshold_pct') }}
         or not (
             select baseline_hours.is_spike_hour
             from baseline_hours

@@ -14,8 +14,10 @@
   spike it is meant to judge) times sqrt(1 + pi / (2 n)), which adds the error of a median of n
   observations, so a young baseline (3-4 days) asks for more.
 
-  Spike: starts with a run of at least `spike_min_hours` consecutive spike hours (a shorter run is
-  a blip and opens nothing; `spike_start` is the run's first hour) and ends after
+  Spike: confirmed by a run of at least `spike_min_hours` consecutive spike hours (a shorter run
+  is a blip and opens nothing); `spike_start` is the first of the consecutive hours above
+  baseline * (1 + pct) that lead into that run (an incident's first hours may be within the noise
+  floor, yet above the 20%; at most 23 hours back); it ends after
   `spike_end_hours` consecutive hours that are not spike hours (a one-hour dip does not split an
   incident in two). A gap hour or the hour still filling is never a spike hour.
 
@@ -61,6 +63,7 @@ walk (
     noise_floor_usd,
     is_spike_hour,
     spike_run_hours,
+    above_hours,
     in_spike,
     quiet_hours,
     spike_start,
@@ -82,6 +85,7 @@ walk (
         null::float8 as noise_floor_usd,
         false as is_spike_hour,
         0 as spike_run_hours,
+        0 as above_hours,
         false as in_spike,
         0 as quiet_hours,
         null::timestamptz as spike_start,
@@ -105,6 +109,7 @@ walk (
         noise.noise_floor_usd,
         comparison.is_spike_hour,
         state.spike_run_hours,
+        state.above_hours,
         state.in_spike,
         state.quiet_hours,
         state.spike_start,
@@ -156,12 +161,25 @@ walk (
                 and next_hour.total_cost_usd::float8 - usable.baseline_cost_usd
                 > noise.noise_floor_usd,
                 false
-            ) as is_spike_hour
+            ) as is_spike_hour,
+            coalesce(
+                next_hour.is_complete
+                and next_hour.has_data
+                and next_hour.total_cost_usd::float8
+                > usable.baseline_cost_usd * (1 + {{ var('spike_threshold_pct') }}::float8),
+                false
+            ) as is_above
     ) as comparison
     cross join lateral (
         select
             case when comparison.is_spike_hour then walk.spike_run_hours + 1 else 0 end
                 as spike_run_hours,
+            -- consecutive hours above baseline * (1 + pct), noise floor or not: a confirmed
+            -- spike starts where they start (its first hours may hide in the noise)
+            case
+                when comparison.is_above then least(walk.above_hours + 1, 23)
+                else 0
+            end as above_hours,
             case
                 when next_hour.has_data and next_hour.is_complete
                     then next_hour.total_cost_usd::float8
@@ -183,6 +201,7 @@ walk (
     cross join lateral (
         select
             run.spike_run_hours,
+            observation.above_hours,
             case
                 when comparison.is_spike_hour then walk.in_spike or run.is_confirmed
                 else walk.in_spike and walk.quiet_hours + 1 < {{ end_hours }}
@@ -193,7 +212,7 @@ walk (
             end as quiet_hours,
             case
                 when run.is_confirmed
-                    then next_hour.hour - interval '{{ min_hours - 1 }} hours'
+                    then next_hour.hour - (observation.above_hours - 1) * interval '1 hour'
                 when comparison.is_spike_hour and walk.in_spike then walk.spike_start
                 when not comparison.is_spike_hour and walk.in_spike
                     and walk.quiet_hours + 1 < {{ end_hours }}
@@ -212,7 +231,7 @@ walk (
                 when
                     run.is_confirmed
                     and (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }}
-                    then {{ min_hours }}
+                    then observation.above_hours
                 else 0
             end as null_count
     ) as state
