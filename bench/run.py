@@ -155,6 +155,7 @@ def breakdown(figures: dict) -> dict[str, float]:
     other_steps = sum(v for k, v in steps.items() if k != "costwatch_dbt_assets") - gx
     return {
         "process start-up (python, CLI imports)": timings.get("process_startup", 0.0),
+        "dagster and dagster-dbt import": timings.get("dagster_import", 0.0),
         "dagster definitions import": timings.get("definitions_import", 0.0),
         "dbt manifest (parse when stale)": timings.get("dbt_manifest", 0.0),
         "dbt build step (total)": dbt_step,

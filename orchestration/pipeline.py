@@ -178,6 +178,7 @@ def run_pass(
     mark = lap("preflight", started)
     from orchestration.project import ManifestError, prepare_manifest
 
+    mark = lap("dagster_import", mark)
     try:
         prepare_manifest()
     except ManifestError as err:
