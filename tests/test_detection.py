@@ -326,8 +326,8 @@ def test_gradual_growth_is_not_a_spike(cases: dict[str, Case]) -> None:
     case = cases["gradual_growth"]
     assert verdict(case, None) is None, verdict(case, None)
     complete = [h for h in case.hours if h["is_complete"]]
-    first_week = sum(h["total_cost_usd"] for h in complete[:168])
-    last_week = sum(h["total_cost_usd"] for h in complete[-168:])
+    first_week = sum(float(h["total_cost_usd"]) for h in complete[:168])
+    last_week = sum(float(h["total_cost_usd"]) for h in complete[-168:])
     assert last_week > 1.5 * first_week  # the traffic did grow
 
 
@@ -362,12 +362,13 @@ def test_data_gap(cases: dict[str, Case]) -> None:
     assert verdict(quiet, None) is None, verdict(quiet, None)
     gap = [h for h in quiet.hours if not h["has_data"]]
     assert len(gap) == 5 and not any(h["is_spike_hour"] for h in gap)
-    # the next day's same hours have one observation less: the gap taught the baseline nothing
-    after = {h["hour"]: h for h in quiet.hours}
+    # the next day's same hours have one observation less than their neighbour before the gap's
+    # hours: the gap taught the baseline nothing
+    by_hour = {h["hour"]: h for h in quiet.hours}
+    neighbour = by_hour[gap[0]["hour"] + timedelta(days=1) - timedelta(hours=1)]
     for h in gap:
-        next_day = after[h["hour"] + timedelta(days=1)]
-        same_hour_before = after[h["hour"] - timedelta(days=1)]
-        assert next_day["baseline_observations"] <= same_hour_before["baseline_observations"]
+        next_day = by_hour[h["hour"] + timedelta(days=1)]
+        assert next_day["baseline_observations"] == neighbour["baseline_observations"] - 1
     incident = cases["gap_then_incident"]
     assert verdict(incident, EXPECTED["undo_storm"]) is None, verdict(
         incident, EXPECTED["undo_storm"]
