@@ -40,6 +40,7 @@ demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipelin
 
 test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt tests, expectation suites
 	$(BIN)/costwatch db start
+	$(BIN)/costwatch prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 dev: install ## dagster dev on workspace.yaml against the same database

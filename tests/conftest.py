@@ -24,6 +24,15 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Build dbt's manifest before collection: the Dagster definitions (imported by test modules)
+    read it, and a fresh clone has none. Under xdist every worker comes here; a file lock makes
+    the parse happen once."""
+    from orchestration.project import prepare_manifest
+
+    prepare_manifest()
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """URL of the maintenance database of the PostgreSQL the tests use.
