@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from orchestration.database import PROJECT_ROOT, first_line
+from orchestration.settings import dbt_vars
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
@@ -38,9 +41,36 @@ def _newest_input_mtime() -> float:
     return newest
 
 
+# The profile settings dbt's partial parse is keyed on (connection values, vars): a run whose
+# profile differs from the last parse's re-parses the whole project, every time.
+_PROFILE_ENV = (
+    "COSTWATCH_DB_HOST",
+    "COSTWATCH_DB_PORT",
+    "COSTWATCH_DB_USER",
+    "COSTWATCH_DB_NAME",
+    "COSTWATCH_DB_SSLMODE",
+)
+
+
+def _profile_signature() -> str:
+    settings = {key: os.environ.get(key, "") for key in _PROFILE_ENV}
+    settings["vars"] = dbt_vars()
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _signature_file() -> Path:
+    return dbt_project.manifest_path.with_name(".costwatch-profile")
+
+
 def manifest_is_stale() -> bool:
+    """Missing, older than the project's files, or parsed for another database or vars."""
     manifest = dbt_project.manifest_path
-    return not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime()
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime():
+        return True
+    try:
+        return _signature_file().read_text() != _profile_signature()
+    except FileNotFoundError:
+        return True
 
 
 def prepare_manifest(force: bool = False) -> Path:
@@ -57,8 +87,12 @@ def prepare_manifest(force: bool = False) -> Path:
                 "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             }
+            command = [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR)]
+            variables = dbt_vars()
+            if variables:
+                command += ["--vars", json.dumps(variables)]
             result = subprocess.run(
-                [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR)],
+                command,
                 capture_output=True,
                 text=True,
                 env=env,
@@ -73,4 +107,5 @@ def prepare_manifest(force: bool = False) -> Path:
                 reason = detail[0] if detail else f"exit {result.returncode}"
                 raise ManifestError(f"dbt parse failed: {first_line(reason)}")
             os.utime(manifest)
+            _signature_file().write_text(_profile_signature())
     return manifest
