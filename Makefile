@@ -35,7 +35,7 @@ demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipelin
 	$(BIN)/costwatch db start
 	$(BIN)/costwatch db init
 	$(BIN)/costwatch seed --scenario $(SCENARIO) --days $(DAYS) --replace
-	$(BIN)/costwatch run
+	$(BIN)/costwatch run --full-refresh
 	$(BIN)/costwatch triage
 
 test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt tests, expectation suites
