@@ -18,7 +18,7 @@ DAYS ?= 14
 BENCH_EVENTS ?= 1000000
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test dev bench lint fix lock clean
+.PHONY: help install demo test soak dev bench lint fix lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt te
 	$(BIN)/costwatch db start
 	$(BIN)/costwatch prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+soak: install ## 48 hourly passes in a row with an incident in the middle (~30 min on 2 cores)
+	$(BIN)/costwatch db start
+	$(BIN)/costwatch prepare
+	$(BIN)/pytest -m soak -p no:cacheprovider tests/test_soak.py
 
 dev: install ## dagster dev on workspace.yaml against the same database
 	$(BIN)/costwatch db start

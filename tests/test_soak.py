@@ -33,7 +33,7 @@ from tests.conftest import query
 from tests.test_faults_support import leftover_relations, runbook_mismatches
 from tests.test_incidents_support import HOOK_PATH, hook_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 PASSES = int(os.environ.get("COSTWATCH_SOAK_PASSES", "48"))
 # Fewer events and the noise floor (2.25 standard errors) hides a night-time autosave loop.
