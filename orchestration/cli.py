@@ -88,6 +88,9 @@ def _db_env(args: argparse.Namespace) -> int:
     env = {"COSTWATCH_DATABASE_URL": url, **dbt_env(url)}
     if args.exec:
         os.environ.update(env)
+        # dagster-dbt's `prepare_if_dev` (under `dagster dev`) runs `dbt` from PATH: this venv's.
+        venv_bin = str(Path(sys.executable).parent)
+        os.environ["PATH"] = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
         command = [c for c in args.exec if c != "--"]
         if not command:
             raise CostwatchError("db env --exec needs a command")

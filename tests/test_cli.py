@@ -10,7 +10,7 @@ import pytest
 from orchestration.cli import build_parser
 from orchestration.database import DatabaseError, dbt_env, redact, validate_url
 from orchestration.settings import dbt_vars
-from tests.conftest import costwatch_env, query, run_costwatch
+from tests.conftest import COSTWATCH, costwatch_env, query, run_costwatch
 
 # ---------------------------------------------------------------- pure logic, no database
 
@@ -143,3 +143,6 @@ def test_db_env_exports_for_dbt(db_url: str, tmp_path: Path) -> None:
     shown = run_costwatch("db", "env", "--exec", "sh", "-c", "echo $COSTWATCH_DB_PORT", env=env)
     assert shown.returncode == 0
     assert shown.stdout.strip() == dbt_env(db_url)["COSTWATCH_DB_PORT"]
+    # ... with this venv's dbt first on PATH (dagster-dbt runs `dbt` from PATH under dagster dev)
+    found = run_costwatch("db", "env", "--exec", "sh", "-c", "command -v dbt", env=env)
+    assert found.stdout.strip() == str(Path(COSTWATCH).with_name("dbt"))
