@@ -31,7 +31,7 @@ def test_unfinished_nodes_reads_run_results() -> None:
         "tokens_daily": "skipped",
     }
     assert unfinished_nodes(results, ("test",)) == {
-        "abc": "Got 2 results, configured to fail if != 0"
+        "unique_cost_hourly_hour": "Got 2 results, configured to fail if != 0"
     }
 
 
@@ -69,21 +69,25 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert len(spikes) == 1
     assert query(db_url, "select root_cause from ops.incidents") == [("hidden_recompute",)]
 
-    # A setting that breaks a model's SQL: the pass fails, one line says which model, and the
-    # marts already built are untouched.
-    before = query(db_url, "select sum(total_cost_usd) from marts.cost_hourly")
-    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_LATE_EVENT_LOOKBACK_HOURS='"six"')
+    # A setting that breaks one model's SQL: the pass fails, one line names the model, and that
+    # model's table is the one of the last good pass, whole.
+    before = query(db_url, "select count(*), sum(total_cost_usd) from marts.cost_baseline_hourly")
+    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_SPIKE_THRESHOLD_PCT='"high"')
     with psycopg.connect(db_url) as conn:
         seed(conn, "quiet", hours=1, events_per_hour=60, end=END.replace(hour=16), seed=3)
     failed = run_costwatch("run", env=broken)
     assert failed.returncode == 1
     error_lines = [line for line in failed.stdout.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1, failed.stdout[-3000:]
-    assert "dbt did not build" in error_lines[0]
+    assert "dbt did not build cost_baseline_hourly" in error_lines[0]
     assert "Traceback" not in failed.stdout + failed.stderr
-    assert query(db_url, "select sum(total_cost_usd) from marts.cost_hourly") == before
+    assert (
+        query(db_url, "select count(*), sum(total_cost_usd) from marts.cost_baseline_hourly")
+        == before
+    )
 
     # The next good pass catches up with the hour appended meanwhile.
     again = run_costwatch("run", env=env)
     assert again.returncode == 0, again.stdout[-3000:]
     assert query(db_url, "select count(*) from marts.cost_hourly")[0][0] == 8 * 24 + 1
+    assert query(db_url, "select count(*) from marts.cost_baseline_hourly")[0][0] == 8 * 24 + 1
