@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import importlib.metadata
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 
 import dagster as dg
 import psycopg
 from dagster_dbt import DbtCliResource
+from packaging import version
 from pydantic import PrivateAttr
 
 from orchestration.database import connect
@@ -47,3 +50,17 @@ class PassLockedDbtCliResource(DbtCliResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._lock.close()
+
+    # Two start-up costs of dagster-dbt's `cli()` that a pass does not need (pinned dagster-dbt;
+    # tests/test_dbt_resource.py fails if an upgrade renames them):
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        """dagster-dbt asks `dbt --version` (a whole dbt start-up, ~5 s) which dbt it runs: the
+        dbt on this resource is the installed dbt-core's executable, so ask the package."""
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        """dagster-dbt imports dbt and opens an adapter in this process (~4 s) only to serve
+        `fetch_column_metadata` and `fetch_row_counts`, which costwatch does not use; dbt itself
+        runs in its own process either way."""
+        return None
