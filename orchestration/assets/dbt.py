@@ -1,6 +1,7 @@
 """Every dbt model an asset, every dbt test an asset check (dagster-dbt)."""
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.checks.runner import warm_up
 from orchestration.project import dbt_project
 from orchestration.settings import dbt_vars
 
@@ -59,6 +61,8 @@ def costwatch_dbt_assets(
     # A failing dbt test is a failed asset check (shown, counted, and the checks downstream still
     # run); a model that cannot be built fails the step.
     invocation = dbt.cli(args, context=context, raise_on_error=False)
+    # dbt now runs in its own process: load Great Expectations meanwhile, for the checks after it.
+    warm_up(os.environ["COSTWATCH_DATABASE_URL"])
     yield from invocation.stream()
     if not invocation.is_successful():
         results = invocation.get_artifact("run_results.json")

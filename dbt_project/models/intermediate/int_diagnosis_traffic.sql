@@ -5,16 +5,76 @@
   requests (per day's window: the spike's hours, or the same hours on one baseline day, averaged
   over those days) and the top user agents' shares, so bot traffic or abuse shows. Reads only the
   events of the windows' hours (the created_at index bounds the scan).
+
+  Incremental per spike: a spike is computed again only when its `windows_fingerprint` changed,
+  a digest of its windows' hours, weights and each hour's request count (so a late or removed
+  event in a window hour counts as a change) and of `diagnosis_top_users`. A settled spike's
+  windows are days of events; reading them every hour would make the pass grow with the history.
+  Spikes that no longer exist are deleted.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='spike_id',
+        on_schema_change='append_new_columns',
+        post_hook=[
+            "delete from {{ this }} where spike_id not in"
+            " (select spike_id from {{ ref('int_diagnosis_windows') }})"
+        ],
+    )
+}}
+
 
 with
 
-windows as (
+all_windows as (
     select * from {{ ref('int_diagnosis_windows') }}
 ),
 
-distributions as (
+window_hours as (
     select * from {{ ref('int_inference_hourly_distributions') }}
+    where hour in (select all_windows.hour from all_windows)
+),
+
+fingerprints as (
+    select
+        all_windows.spike_id,
+        md5(
+            '{{ var("diagnosis_top_users") }};'
+            || string_agg(
+                all_windows.period || ' ' || all_windows.hour::text || ' '
+                || all_windows.weight::text || ' ' || coalesce(window_hours.requests, 0)::text,
+                ',' order by all_windows.period, all_windows.hour
+            )
+        ) as windows_fingerprint
+    from all_windows
+    left join window_hours
+        on all_windows.hour = window_hours.hour
+    group by all_windows.spike_id
+),
+
+changed as (
+    select fingerprints.*
+    from fingerprints
+    {%- if compare %}
+        left join {{ this }} as built
+            on
+                fingerprints.spike_id = built.spike_id
+                and fingerprints.windows_fingerprint = built.windows_fingerprint
+        where built.spike_id is null
+    {%- endif %}
+),
+
+windows as (
+    select all_windows.*
+    from all_windows
+    inner join changed
+        on all_windows.spike_id = changed.spike_id
+),
+
+distributions as (
+    select * from window_hours
     where hour in (select windows.hour from windows)
 ),
 
@@ -152,6 +212,7 @@ top_agents as (
 final as (
     select
         hourly.spike_id,
+        changed.windows_fingerprint,
         hourly.unique_users_before,
         hourly.unique_users_after,
         users.top_users_share_before,
@@ -162,6 +223,8 @@ final as (
         hourly.p95_output_tokens_after,
         top_agents.top_user_agents
     from hourly
+    inner join changed
+        on hourly.spike_id = changed.spike_id
     left join users
         on hourly.spike_id = users.spike_id
     left join top_agents
