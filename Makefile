@@ -43,7 +43,7 @@ test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt te
 	$(BIN)/costwatch prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-soak: install ## 48 hourly passes in a row with an incident in the middle (~30 min on 2 cores)
+soak: install ## the soak alone: 48 hourly passes in a row with an incident in the middle
 	$(BIN)/costwatch db start
 	$(BIN)/costwatch prepare
 	$(BIN)/pytest -m soak -p no:cacheprovider tests/test_soak.py

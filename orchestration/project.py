@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,32 +81,51 @@ def prepare_manifest(force: bool = False) -> Path:
     with open(manifest.parent / ".parse.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs at once parse once
         if force or manifest_is_stale():
-            env = {
-                **os.environ,
-                "DBT_TARGET_PATH": str(manifest.parent),
-                "DBT_LOG_PATH": str(manifest.parent),
-                "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            }
-            command = [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR)]
-            variables = dbt_vars()
-            if variables:
-                command += ["--vars", json.dumps(variables)]
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=DBT_PROJECT_DIR,
-            )
-            if result.returncode != 0 or not manifest.exists():
-                detail = [
-                    line
-                    for line in (result.stdout + result.stderr).splitlines()
-                    if line.strip() and "Encountered an error" not in line
-                ]
-                reason = detail[0] if detail else f"exit {result.returncode}"
-                raise ManifestError(f"dbt parse failed: {first_line(reason)}")
+            _parse(manifest.parent)
             os.utime(manifest)
             _signature_file().write_text(_profile_signature())
     return manifest
+
+
+# What `dbt parse` leaves that later readers use: the manifest (Dagster's definitions, read
+# without the parse lock) and the partial-parse state (copied by each dbt invocation).
+_ARTIFACTS = ("partial_parse.msgpack", "semantic_manifest.json", "manifest.json")
+
+
+def _parse(target: Path) -> None:
+    """`dbt parse` into a folder of its own, then move its artifacts into `target` one by one
+    with atomic renames, so a reader never sees half a manifest."""
+    scratch = target / f".parse-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        previous = target / "partial_parse.msgpack"
+        if previous.exists():  # lets dbt re-parse only what changed
+            shutil.copy2(previous, scratch / previous.name)
+        env = {
+            **os.environ,
+            "DBT_TARGET_PATH": str(scratch),
+            "DBT_LOG_PATH": str(scratch),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        command = [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR)]
+        variables = dbt_vars()
+        if variables:
+            command += ["--vars", json.dumps(variables)]
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=DBT_PROJECT_DIR
+        )
+        if result.returncode != 0 or not (scratch / "manifest.json").exists():
+            detail = [
+                line
+                for line in (result.stdout + result.stderr).splitlines()
+                if line.strip() and "Encountered an error" not in line
+            ]
+            reason = detail[0] if detail else f"exit {result.returncode}"
+            raise ManifestError(f"dbt parse failed: {first_line(reason)}")
+        for name in _ARTIFACTS:  # the manifest last: its mtime says the rest is current
+            if (scratch / name).exists():
+                os.replace(scratch / name, target / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

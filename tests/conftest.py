@@ -33,6 +33,15 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest()
 
 
+# The longest module, collected first: with `--dist loadscope` its worker starts on it at once
+# and the other worker runs the rest of the suite meanwhile.
+LONGEST_FIRST = ("tests/test_soak.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """URL of the maintenance database of the PostgreSQL the tests use.

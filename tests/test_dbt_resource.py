@@ -1,10 +1,13 @@
 """The dbt resource's start-up shortcuts stay true to what dagster-dbt would have computed."""
 
+import os
 import re
 import subprocess
+import time
 
 from dagster_dbt import DbtCliResource
 
+from orchestration.assets.dbt import prune_target_dirs
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import PassLockedDbtCliResource
 
@@ -35,3 +38,32 @@ def test_cli_version_is_the_version_dbt_reports():
 
 def test_no_adapter_is_opened_in_process():
     assert resource()._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_prune_target_dirs_keeps_the_newest_and_the_recent(tmp_path):
+
+    now = time.time()
+    for age_hours in range(30):
+        folder = tmp_path / f"costwatch_dbt_assets-run{age_hours:02d}"
+        folder.mkdir()
+        (folder / "manifest.json").write_text("{}")
+        os.utime(folder, (now - age_hours * 3600 - 60, now - age_hours * 3600 - 60))
+    (tmp_path / "partial_parse.msgpack").write_text("x")  # not an invocation folder
+    (tmp_path / "other-folder").mkdir()
+
+    removed = prune_target_dirs(tmp_path, "costwatch_dbt_assets-", keep=5)
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert sorted(p.name for p in removed) == [
+        f"costwatch_dbt_assets-run{h:02d}" for h in range(5, 30)
+    ]
+    kept = [f"costwatch_dbt_assets-run{h:02d}" for h in range(5)]
+    assert left == sorted([*kept, "other-folder", "partial_parse.msgpack"])
+    # A folder touched in the last hour is never removed, however many are newer.
+    recent = tmp_path / "costwatch_dbt_assets-busy"
+    recent.mkdir()
+    removed_again = prune_target_dirs(tmp_path, "costwatch_dbt_assets-", keep=0)
+    assert sorted(p.name for p in removed_again) == [
+        f"costwatch_dbt_assets-run{h:02d}" for h in range(1, 5)
+    ]
+    assert recent.exists() and (tmp_path / "costwatch_dbt_assets-run00").exists()

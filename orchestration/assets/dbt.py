@@ -2,7 +2,10 @@
 
 import json
 import os
+import shutil
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -64,6 +67,7 @@ def costwatch_dbt_assets(
     # dbt now runs in its own process: load Great Expectations meanwhile, for the checks after it.
     warm_up(os.environ["COSTWATCH_DATABASE_URL"])
     yield from invocation.stream()
+    prune_target_dirs(invocation.target_path.parent, f"{context.op_execution_context.op.name}-")
     if not invocation.is_successful():
         results = invocation.get_artifact("run_results.json")
         broken = unfinished_nodes(results, ("model", "seed", "snapshot"))
@@ -74,6 +78,27 @@ def costwatch_dbt_assets(
                 description=f"dbt did not build {', '.join(broken) or 'the project'}{because}",
                 metadata={"dbt": dg.MetadataValue.json({"models": broken, "tests": failed_tests})},
             )
+
+
+# dagster-dbt gives each dbt invocation a target folder of its own (~6 MB: manifest, logs,
+# compiled SQL). An hourly pass would add 4 GB a month; keep the last day's worth.
+KEEP_TARGET_DIRS = 24
+KEEP_TARGET_SECONDS = 3600
+
+
+def prune_target_dirs(target: Path, prefix: str, keep: int = KEEP_TARGET_DIRS) -> list[Path]:
+    """Delete all but the `keep` newest invocation folders (`prefix`*) under `target`, sparing
+    any touched in the last hour (another process may be running dbt in it)."""
+    folders = sorted(
+        (p for p in target.glob(f"{prefix}*") if p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    cutoff = time.time() - KEEP_TARGET_SECONDS
+    removed = [p for p in folders[keep:] if p.stat().st_mtime < cutoff]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def unfinished_nodes(run_results: Mapping[str, Any], kinds: tuple[str, ...]) -> dict[str, str]:
