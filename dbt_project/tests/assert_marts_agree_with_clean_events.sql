@@ -1,5 +1,7 @@
 -- A returned row is an hour whose requests or cost in cost_hourly differ from the clean staged
--- events of that hour: an incremental run missed or double-counted events.
+-- events of that hour: an incremental run missed or double-counted events. Checks the test
+-- window's hours (macros/test_window.sql): the hours passes rebuild, each checked many times.
+{%- set since = test_window_start(ref('stg_raw__inference_events'), 'created_at') %}
 with
 
 events as (
@@ -8,11 +10,17 @@ events as (
         count(*) as requests,
         sum(cost_usd) as total_cost_usd
     from {{ ref('stg_raw__inference_events') }}
+    {%- if since %}
+        where created_at >= {{ since }}
+    {%- endif %}
     group by hour
 ),
 
 marts as (
     select * from {{ ref('cost_hourly') }}
+    {%- if since %}
+        where hour >= {{ since }}
+    {%- endif %}
 ),
 
 final as (
