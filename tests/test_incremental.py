@@ -4,7 +4,9 @@ same marts.
 
 The window of an incremental run is the newest hour already built minus
 `late_event_lookback_hours` (6): with one more hour of events, every model reads and rewrites
-only the 8 hours from (newest - 6 h) to the new hour, whatever the length of the history.
+only the 8 hours from (newest - 6 h) to the new hour, whatever the length of the history. The
+staging models narrow it further: they check again from the oldest hour of that window whose raw
+rows changed (here the hour the late events landed in, 3 hours back).
 """
 
 from __future__ import annotations
@@ -99,7 +101,13 @@ def runs(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
     append_one_hour(url, newest_hour)
     out["newest_hour"] = newest_hour
+    # Staging's window: from the oldest changed hour, the late events' (3 hours back).
     out["window_raw_rows"] = fetch(
+        url,
+        "select count(*) from raw.inference_events where created_at >= %s",
+        (newest_hour - timedelta(hours=3),),
+    )[0][0]
+    out["lookback_raw_rows"] = fetch(
         url,
         "select count(*) from raw.inference_events where created_at >= %s",
         (newest_hour - timedelta(hours=LOOKBACK_HOURS),),
@@ -120,9 +128,10 @@ def test_one_more_hour_costs_one_window_not_the_history(runs: dict) -> None:
     for model in sorted(full):
         print(f"  {model:40s} {full[model]:>8} -> {incremental[model]:>6}")
     total_raw = fetch(runs["url"], "select count(*) from raw.inference_events")[0][0]
-    # Staging reads exactly the raw rows of the window: 6 hours of lookback plus the new hour(s).
+    # Staging reads exactly the raw rows from the oldest changed hour (the late events', 3 hours
+    # back) to the new hour: not the 6 hours of lookback whose rows did not change.
     assert incremental["stg_raw__inference_events_checked"] == runs["window_raw_rows"]
-    assert runs["window_raw_rows"] < total_raw / 6
+    assert runs["window_raw_rows"] < runs["lookback_raw_rows"] < total_raw / 6
     # The hourly marts rewrite the 8 hours of the window.
     assert incremental["cost_hourly"] == LOOKBACK_HOURS + 2
     assert full["cost_hourly"] == 72

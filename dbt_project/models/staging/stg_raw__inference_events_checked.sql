@@ -21,8 +21,8 @@
     )
 }}
 
-{%- set cutoff = incremental_cutoff(
-    'created_at', grain='hour_of', where='reject_reason is null and not is_duplicate'
+{%- set cutoff = changed_hours_cutoff(
+    source('raw', 'inference_events'), where='reject_reason is null and not is_duplicate'
 ) %}
 
 with
