@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,12 +104,33 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return costwatch_env(db_url, tmp_path)
 
 
+# Dagster's SQLite storage opens, commits and closes (a WAL checkpoint) once per event, about a
+# thousand times a pass: on this disk that is 10-20 s of fsync per pass. The tests keep their
+# Dagster homes in memory (/dev/shm) where there is one; `costwatch run` keeps its home on disk.
+_SHM = Path("/dev/shm")
+_shm_homes: list[Path] = []
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    """A Dagster home for one test: in /dev/shm when writable, else under tmp_path."""
+    if _SHM.is_dir() and os.access(_SHM, os.W_OK):
+        home = Path(tempfile.mkdtemp(prefix=f"costwatch-dagster-{tmp_path.name}-", dir=_SHM))
+        _shm_homes.append(home)
+        return home
+    return tmp_path / "dagster_home"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for home in _shm_homes:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def costwatch_env(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSTWATCH_")}
     env.update(
         COSTWATCH_DATABASE_URL=url,
         COSTWATCH_HOME=os.environ.get("COSTWATCH_HOME", str(PROJECT_ROOT / ".costwatch")),
-        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        DAGSTER_HOME=str(dagster_home(tmp_path)),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         GX_ANALYTICS_ENABLED="false",
         DAGSTER_DISABLE_TELEMETRY="true",

@@ -52,7 +52,9 @@ def test_a_mart_hour_that_disagrees_with_its_events_fails(built: str, which: str
     try:
         windowed, full = verdicts(built), verdicts(built, full_refresh=True)
     finally:
-        execute(built, "update marts.cost_hourly set requests = requests - 1 where hour = %s", (hour,))
+        execute(
+            built, "update marts.cost_hourly set requests = requests - 1 where hour = %s", (hour,)
+        )
     # The newest hour is in the window; the oldest (four days back) only in the full check.
     assert windowed[MARTS_AGREE] == ("fail" if which == "newest" else "pass")
     assert full[MARTS_AGREE] == "fail"
@@ -70,10 +72,11 @@ def test_an_event_kept_twice_fails(built: str, copy_at: str) -> None:
     columns = [
         name
         for (name,) in execute(
-            built, "select column_name from information_schema.columns where table_schema ="
-            " 'staging' and table_name = 'stg_raw__inference_events_checked' order by ordinal_position",
+            built,
+            "select column_name from information_schema.columns where table_schema = 'staging'"
+            " and table_name = 'stg_raw__inference_events_checked' order by ordinal_position",
         )
-    ]  # fmt: skip
+    ]
     values = ", ".join(stamp if name == "created_at" else name for name in columns)
     [(ctid,)] = execute(
         built,

@@ -11,6 +11,7 @@ import pytest
 from orchestration.checks.suites import CHECK_NAME, load_suites
 from orchestration.database import dbt_env
 from orchestration.seed import default_end, seed
+from tests.conftest import dagster_home
 
 RAW = [f"{'/'.join(s.asset_key)}:{CHECK_NAME}" for s in load_suites() if s.severity == "WARN"]
 MARTS = [f"{'/'.join(s.asset_key)}:{CHECK_NAME}" for s in load_suites() if s.severity == "ERROR"]
@@ -21,7 +22,7 @@ def pass_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
     """run_pass writes these into os.environ; monkeypatch puts them back afterwards."""
     for key, value in {"COSTWATCH_DATABASE_URL": db_url, **dbt_env(db_url)}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path)))
     return db_url
 
 

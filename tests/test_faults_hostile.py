@@ -110,7 +110,7 @@ def hostile_pass(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -
         "report": report,
         "requests": requests,
         "started": started,
-        "dagster_home": tmp_path / "dagster_home",
+        "dagster_home": Path(env["DAGSTER_HOME"]),
     }
 
 

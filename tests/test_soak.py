@@ -29,7 +29,7 @@ from orchestration import pipeline
 from orchestration.database import dbt_env
 from orchestration.incidents import engine
 from orchestration.seed import seed
-from tests.conftest import query
+from tests.conftest import dagster_home, query
 from tests.test_faults_support import leftover_relations, runbook_mismatches
 from tests.test_incidents_support import HOOK_PATH, hook_server
 
@@ -52,11 +52,11 @@ def _isolate_environment(monkeypatch: pytest.MonkeyPatch, url: str, home: Path) 
     monkeypatch.setenv("COSTWATCH_ALERT_TIMEOUT_SECONDS", "2")
 
 
-@pytest.mark.timeout(3600)  # 48 passes take ~30 s each on 2 busy cores: see PERFORMANCE notes
+@pytest.mark.timeout(3600)  # 48 passes of ~15-30 s each, beside the rest of the suite
 def test_48_hourly_passes_keep_memory_flat_ops_consistent_and_marts_exact(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _isolate_environment(monkeypatch, db_url, tmp_path / "dagster_home")
+    _isolate_environment(monkeypatch, db_url, dagster_home(tmp_path))
     with psycopg.connect(db_url) as conn:
         seed(conn, "quiet", days=8, events_per_hour=EVENTS_PER_HOUR, seed=7, end=START)
 
