@@ -10,9 +10,11 @@
     {%- if flags.FULL_REFRESH -%}
         {{ return(none) }}
     {%- endif -%}
+    {#- never shorter than what one pass may rebuild: the lookback and the new hour -#}
+    {%- set hours = [var('test_window_hours') | int, (var('late_event_lookback_hours') | int) + 1]
+        | max -%}
     {{ return(
-        "(select " ~ hour_bucket("max(" ~ time_column ~ ")") ~ " - interval '"
-        ~ (var('test_window_hours') | int)
+        "(select " ~ hour_bucket("max(" ~ time_column ~ ")") ~ " - interval '" ~ hours
         ~ " hours' from " ~ relation ~ ")"
     ) }}
 {%- endmacro %}

@@ -137,3 +137,7 @@ final as (
 )
 
 select * from final
+-- Stored in load_hour order: the models downstream and the next passes read recent hours by
+-- index, and after a full build in dedup (id) order those rows would be spread over every page
+-- (at 10M events each intermediate model then read the whole table on an incremental pass).
+order by load_hour
