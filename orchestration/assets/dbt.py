@@ -65,7 +65,8 @@ def costwatch_dbt_assets(
     # run); a model that cannot be built fails the step.
     invocation = dbt.cli(args, context=context, raise_on_error=False)
     # dbt now runs in its own process: load Great Expectations meanwhile, for the checks after it.
-    warm_up(os.environ["COSTWATCH_DATABASE_URL"])
+    if os.environ.get("COSTWATCH_DATABASE_URL"):
+        warm_up(os.environ["COSTWATCH_DATABASE_URL"])
     yield from invocation.stream()
     prune_target_dirs(invocation.target_path.parent, f"{context.op_execution_context.op.name}-")
     if not invocation.is_successful():

@@ -57,9 +57,10 @@ def _context(url: str):
 def warm_up(url: str) -> threading.Thread:
     """Import GX and create the context for `url` in a background thread.
 
-    A pass starts this before dbt: the import's seconds of CPU then overlap dbt's run in its own
-    process instead of following it. The suites wait for it (the context lock); if it fails they
-    create the context again and report the error themselves.
+    The dbt asset starts this once dbt runs in its own process, so the import's seconds of CPU
+    overlap dbt instead of following it (started earlier, the GIL serialises it with Dagster's own
+    start-up). The suites wait for it (the context lock); if it fails they create the context
+    again and report the error themselves.
     """
 
     def create() -> None:
