@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 from orchestration.database import (
     DatabaseError,
@@ -149,6 +150,51 @@ def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
             conn.close()  # closing the session releases the lock, even after a server restart
 
 
+# dbt's scratch relations: `<model>__dbt_tmp` (being built) and `<model>__dbt_backup` (the old
+# one, dropped by dbt only after its commit: a pass killed in between leaves it behind).
+DBT_SCRATCH = r"__dbt_(tmp|backup)$"
+DBT_SCHEMAS = ("staging", "intermediate", "marts")
+
+
+def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
+    """After a failed pass: drop the scratch relations dbt left in costwatch's schemas, so that
+    analysts see only the marts. Only when no pass runs (the pass lock, tried, never waited for);
+    the database may be coming back from a restart, so connecting is retried for a while. Best
+    effort: the next pass's dbt drops them too. Returns what was dropped."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            conn = connect(url, autocommit=True)
+            break
+        except DatabaseError:
+            if time.monotonic() >= deadline:
+                return []
+            time.sleep(0.5)
+    dropped: list[str] = []
+    with conn, contextlib.suppress(psycopg.Error):
+        locked = conn.execute(
+            "select pg_try_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,)
+        ).fetchone()[0]
+        if not locked:
+            return []
+        rows = conn.execute(
+            "select n.nspname, c.relname, c.relkind from pg_class as c"
+            " join pg_namespace as n on n.oid = c.relnamespace"
+            " where n.nspname = any(%s) and c.relname ~ %s and c.relkind in ('r', 'v', 'm')",
+            (list(DBT_SCHEMAS), DBT_SCRATCH),
+        ).fetchall()
+        for schema, name, kind in rows:
+            what = {"r": "table", "v": "view", "m": "materialized view"}[kind]
+            conn.execute(
+                psycopg.sql.SQL("drop {} if exists {} cascade").format(
+                    psycopg.sql.SQL(what), psycopg.sql.Identifier(schema, name)
+                )
+            )
+            dropped.append(f"{schema}.{name}")
+        conn.execute("select pg_advisory_unlock(hashtext(%s))", (PASS_LOCK_KEY,))
+    return dropped
+
+
 def preflight(url: str) -> None:
     """Fail early, with one line, when the database or its raw tables are not usable."""
     from orchestration.schema import check_raw_schema
@@ -193,6 +239,8 @@ def run_pass(
         mark = lap("execute", mark)
         result.incidents = _evaluate_sensors(url, result)
         lap("sensors", mark)
+    if not result.success:
+        drop_dbt_leftovers(url)
     result.timings = timings
     result.seconds = time.monotonic() - started
     return result
