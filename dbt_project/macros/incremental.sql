@@ -8,7 +8,6 @@
 
 {#- Literal timestamptz: start of the oldest bucket to rebuild, or none when not incremental.
     `column` is a timestamptz (grain 'hour': the cutoff is that hour minus the lookback;
-    grain 'hour_of': the same for a raw timestamp, so max() can walk an index on it;
     grain 'day_of_hour': the start of the UTC day of that hour minus the lookback) or a date
     (grain 'day': the start of the day of (newest day - lookback), which is coarser: it cannot
     know how far the newest day is filled);
@@ -20,8 +19,6 @@
     {%- set lookback = var('late_event_lookback_hours') | int -%}
     {%- if grain == 'hour' -%}
         {%- set expression = "max(" ~ column ~ ") - interval '" ~ lookback ~ " hours'" -%}
-    {%- elif grain == 'hour_of' -%}
-        {%- set expression = hour_bucket("max(" ~ column ~ ")") ~ " - interval '" ~ lookback ~ " hours'" -%}
     {%- elif grain == 'day_of_hour' -%}
         {%- set expression = day_start(day_bucket("max(" ~ column ~ ") - interval '" ~ lookback ~ " hours'")) -%}
     {%- else -%}
