@@ -7,8 +7,9 @@ are tuned so hourly cost is ~+50%..+150% over the same hours before, on a weekda
 it would on a Tuesday.
 
 Two knobs apply to every incident: `magnitude` multiplies its extra effect (extra requests,
-extra tokens, retries), and a ramp (`Incident.strength`, 0..1 per hour) makes it reach full
-strength gradually: a rollout to a growing share of traffic.
+extra tokens, retries; model_change's switch of model is whole at any magnitude), and a ramp
+(`Incident.strength`, 0..1 per hour) makes it reach full strength gradually: a rollout to a
+growing share of traffic.
 """
 
 from __future__ import annotations
