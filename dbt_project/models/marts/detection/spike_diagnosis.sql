@@ -12,8 +12,8 @@
      rose; `trigger_type` = the one whose cost grew most. An auto-save loop raises requests, but
      they are hidden recompute, not traffic.
   3. feature_concentration: the remaining events of one feature whose requests grew at least
-     `diagnosis_feature_growth` times faster than the others' and that carries at least half of
-     the remaining excess (a feature growing 6x is that feature, not traffic).
+     `diagnosis_feature_growth` times faster than the others' and that carries at least
+     `diagnosis_feature_share` (half) of the remaining excess (a feature growing 6x is that feature, not traffic).
   4. The rest is decomposed: volume effect (more requests at the old cost per request) ->
      traffic_increase; rate effect (requests_after * change of cost per request) -> split into its
      input and output parts with per-model token prices fitted by least squares: input part ->
@@ -48,6 +48,10 @@ windows as (
 
 change_events as (
     select * from {{ source('raw', 'change_events') }}
+),
+
+catalogue as (
+    select * from {{ ref('cause_catalogue') }}
 ),
 
 -- prices per model: cost = input_price * input_tokens + output_price * output_tokens
@@ -199,7 +203,7 @@ concentrated_feature as (
         requests_before > 0
         and others_before > 0
         and excess_usd > 0
-        and excess_usd >= 0.5 * all_excess_usd
+        and excess_usd >= {{ var('diagnosis_feature_share') }} * all_excess_usd
         and requests_after / requests_before
         >= {{ var('diagnosis_feature_growth') }}
         * greatest(others_after / others_before, 1)
@@ -671,13 +675,16 @@ final as (
             ),
             'signal_found', causes.is_found
         ) as evidence,
-        {{ diagnosis_fix(
-            'causes.cause',
-            'coalesce(causes.trigger_type, causes.tool_name, causes.feature, causes.model)'
+        {{ cause_text(
+            'catalogue.fix',
+            'coalesce(causes.trigger_type, causes.tool_name, causes.feature, causes.model)',
+            'catalogue.default_detail'
         ) }} as recommended_fix
     from causes
     inner join evidence
         on causes.spike_id = evidence.spike_id
+    left join catalogue
+        on causes.cause = catalogue.cause
 )
 
 select * from final
