@@ -481,7 +481,7 @@ def test_a_diagnosis_var_override_changes_the_reports_verdict(
 
         run = subprocess.run(
             [DBT, "run", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project",
-             "--select", "spike_diagnosis+", "--vars", json.dumps(overrides)],
+             "--select", "int_diagnosis_windows+", "--vars", json.dumps(overrides)],
             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert run.returncode == 0, run.stdout[-3000:]
