@@ -197,9 +197,8 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     if fmt == "md":
         sys.stdout.write(markdown + "\n")
     else:
-        from rich.markdown import Markdown
-
         from rich.console import Console
+        from rich.markdown import Markdown
 
         # wrapped to the terminal (the default console's soft wrap would crop rendered lines)
         Console(highlight=False).print(Markdown(markdown, hyperlinks=False))
