@@ -233,7 +233,7 @@ def test_a_100kb_name_keeps_every_alert_within_its_channels_limits() -> None:
     )
     assert len(detail) < 400 and detail.startswith("tool_retry_storm (tool_name=<b>big</b>xx")
     incident = {
-        "incident_id": 1, "spike_id": "spike-2026112110", "severity": "high",
+        "incident_id": 1, "spike_id": "spike-2026-11-21T10", "severity": "high",
         "root_cause": "tool_retry_storm", "root_cause_detail": detail,
         "mitigation_recommended": "Circuit breaker", "excess_cost_usd": 10,
         "pct_above_baseline": 0.5, "spike_start": None,

@@ -75,7 +75,7 @@ def test_sensor_opens_on_materialization_and_its_cursor_makes_idle_ticks_free(
         server.script = [500]  # the webhook is down on the first try
 
         first = tick(instance, db_url, None)
-        assert "1 opened (spike-2026112003: hidden_recompute auto_save)" in reason(first)
+        assert "1 opened (spike-2026-11-20T03: hidden_recompute auto_save)" in reason(first)
         assert "1 failed (retry later)" in reason(first)
         cursor = json.loads(first.cursor)
         assert cursor["marts/cost_spikes"] and cursor["marts/spike_diagnosis"]
@@ -175,7 +175,7 @@ def test_asset_check_warns_while_a_sustained_spike_is_open(db_url):
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.check_name == "no_sustained_spike_open"
     meta = {k: v.value for k, v in evaluation.metadata.items()}
-    assert meta["spike_id"] == "spike-2026112003"
+    assert meta["spike_id"] == "spike-2026-11-20T03"
     assert meta["spike_start"] == (T0 + timedelta(hours=3)).timestamp()
     assert meta["excess_cost_usd"] == 63.0 and meta["root_cause"] == "hidden_recompute"
     assert "trigger_type=auto_save" in meta["root_cause_detail"]

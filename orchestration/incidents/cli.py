@@ -80,7 +80,7 @@ def incidents_command(args: argparse.Namespace, url: str | None = None) -> int:
             return 0
         settings = IncidentSettings.from_env()
         for problem in settings.problems:
-            out.print(f"setting ignored: {_t(problem)}")
+            print(f"setting ignored: {strip_control(problem)}", file=sys.stderr)
         if command == "ack":
             # Stops escalation; PagerDuty hears it on the incident's dedup_key.
             first = incident["acknowledged_at"] is None

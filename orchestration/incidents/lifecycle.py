@@ -241,8 +241,9 @@ def _open(
         report.recorded_quietly += 1
         log.info(f"incident {incident_id} recorded for past spike {spike['spike_id']} (no alert)")
         return
-    subject = payloads.cause_subject(diagnoses[0]) if diagnoses else None
-    report.opened.append(f"{spike['spike_id']}: {values['root_cause']} {subject or ''}".strip())
+    root = diagnoses[0] if diagnoses else {}
+    subject = root.get("trigger_type") or root.get("tool_name") or root.get("feature") or ""
+    report.opened.append(f"{spike['spike_id']}: {values['root_cause']} {subject}".strip())
     log.warning(
         f"incident {incident_id} opened for spike {spike['spike_id']} "
         f"({values['severity']}): {values['root_cause_detail']}"
