@@ -33,7 +33,8 @@ def webhook_alert(url: str) -> tuple:
     (row,) = rows(
         url,
         "select status, attempts, retryable, http_status, error, next_attempt_at, "
-        "jsonb_array_length(failures) from ops.alerts where channel = 'webhook' and kind = 'opened'",
+        "jsonb_array_length(failures) from ops.alerts"
+        " where channel = 'webhook' and kind = 'opened'",
     )
     return row
 

@@ -181,9 +181,7 @@ def test_the_step_summary_is_what_costwatch_run_prints(db_url, monkeypatch):
     monkeypatch.delenv("COSTWATCH_PAGERDUTY_ROUTING_KEY", raising=False)
     Marts(db_url).append(10, 10, 10, 30, 32, 31)
     line = engine.tick(db_url, now=NOW).summary()
-    assert line.startswith(
-        "incidents: 1 opened (spike-2026-11-20T03: hidden_recompute auto_save)"
-    )
+    assert line.startswith("incidents: 1 opened (spike-2026-11-20T03: hidden_recompute auto_save)")
     assert "1 alerts sent" in line
     line = engine.tick(db_url, now=NOW).summary()
     assert line.startswith("incidents: 0 opened, 1 open")
