@@ -78,7 +78,7 @@ def test_on_means_dry_run_recorded_once_per_hour_flags_untouched(capped):
     assert (action, feature, dry_run) == ("cost_cap_disable_feature", "summarize", True)
     assert detail["hour_cost_usd"] == 31 and detail["cost_cap_usd"] == 25
     assert detail["feature_excess_usd"] == 17
-    assert detail["skipped"] == [{"feature": "chat", "excess_usd": 10.0, "reason": "protected"}]
+    assert detail["reason"] == "feature summarize carries $17.00 of $21.00 excess"
     assert all(flags(capped).values())
 
 
