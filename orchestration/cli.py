@@ -291,9 +291,13 @@ def _cmd_triage(args: argparse.Namespace) -> int:
 
 
 def _cmd_incidents(args: argparse.Namespace) -> int:
-    from orchestration.incidents.cli import incidents_command
+    # Loaded on use: the CLI's other commands start without rich's tables and the engine.
+    from orchestration.incidents.cli import IncidentsError, incidents_command
 
-    return incidents_command(args)
+    try:
+        return incidents_command(args)
+    except IncidentsError as err:
+        raise CostwatchError(str(err)) from None
 
 
 # --------------------------------------------------------------------------- parser
