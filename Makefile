@@ -38,6 +38,8 @@ demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipelin
 	$(BIN)/costwatch seed --scenario $(SCENARIO) --days $(DAYS) --replace
 	$(BIN)/costwatch run --full-refresh
 	$(BIN)/costwatch triage
+	@echo
+	@$(BIN)/costwatch triage --summary
 
 test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt tests, expectation suites
 	$(BIN)/costwatch db start
