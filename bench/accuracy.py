@@ -1101,8 +1101,8 @@ def main(argv: list[str] | None = None) -> int:
             variables[name.strip()] = value
     base = configured_url() or EmbeddedPostgres().start()
     server = url_for_database(base, "postgres")
-    print(f"costwatch accuracy: {len(rows)} rows, {args.jobs} at a time, dbt "
-          f"{'build' if args.tests else 'run'} +spike_diagnosis"
+    print(f"costwatch accuracy: {len(rows)} rows, {args.jobs} at a time, dbt build "
+          f"+spike_diagnosis ({'models, seeds, tests' if args.tests else 'models, seeds'})"
           + (f", vars {variables}" if variables else ""), file=sys.stderr)  # fmt: skip
     started = time.perf_counter()
     results = run_rows(rows, server, jobs=args.jobs, dbt_vars=variables, tests=args.tests)
