@@ -1,7 +1,8 @@
 """`costwatch run`: one pass of the same Dagster definitions `dagster dev` serves, in-process.
 
 A pass materializes every asset (dbt build with its tests as asset checks, the expectation
-suites), then evaluates the incident sensors once. Passes are serialised by a PostgreSQL advisory
+suites, the incident step `ops/incidents`, the triage report): the job and nothing after it.
+Passes are serialised by a PostgreSQL advisory
 lock, so two at once (or a pass and a `dagster dev` tick) never double an incident or race on a
 mart.
 """
@@ -198,7 +199,7 @@ def run_pass(
     url: str | None = None,
     wait_seconds: float | None = None,
 ) -> PassResult:
-    """Materialize every asset through the Dagster definitions, then evaluate the sensors once."""
+    """Materialize every asset through the Dagster definitions (the incident step among them)."""
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -227,9 +228,7 @@ def run_pass(
     with pass_lock(url, wait_seconds):
         mark = lap("lock_wait", mark)
         result = _execute(full_refresh)
-        mark = lap("execute", mark)
-        result.incidents = _evaluate_sensors(url, result)
-        lap("sensors", mark)
+        lap("execute", mark)
     if not result.success:
         drop_dbt_leftovers(url)
     result.timings = timings
@@ -263,6 +262,7 @@ def _execute(full_refresh: bool) -> PassResult:
         if event.asset_key is not None
     )
     _collect_timings(instance, outcome, result)
+    _collect_incidents(outcome, result)
     for evaluation in outcome.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:
@@ -315,13 +315,19 @@ def _first_failure(outcome) -> str:
     return "the run failed"
 
 
-def _evaluate_sensors(url: str, result: PassResult) -> str | None:
-    """The incident sensors' logic, once, after the pass (what the Dagster sensors do on a tick)."""
-    try:
-        from orchestration.incidents.engine import evaluate_after_pass
-    except ImportError:
-        return None
-    try:
-        return evaluate_after_pass(url, pass_succeeded=result.success, error=result.error)
-    except DatabaseError as err:
-        return f"incident sensors could not run: {first_line(err)}"
+INCIDENTS_KEY = "ops/incidents"
+
+
+def _collect_incidents(outcome, result: PassResult) -> None:
+    """The incident step's line; a setting it could not read, or a step of it that failed,
+    fails the pass (non-zero exit) after incidents were opened and alerts sent."""
+    for event in outcome.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.to_user_string() != INCIDENTS_KEY:
+            continue
+        summary = materialization.metadata.get("summary")
+        problems = materialization.metadata.get("problems")
+        result.incidents = summary.value if summary is not None else None
+        if problems is not None and problems.value:
+            result.success = False
+            result.error = result.error or f"incident step: {problems.value}"

@@ -63,6 +63,11 @@ def dedup_key(spike_id: str) -> str:
     return f"costwatch-{spike_id}"
 
 
+def incident_dedup_key(incident: Mapping[str, Any]) -> str:
+    """The incident's own key (kept when late data moves its spike's start)."""
+    return incident.get("dedup_key") or dedup_key(incident["spike_id"])
+
+
 def pipeline_dedup_key(at: datetime) -> str:
     """A failing pipeline alerts once per hour, whether `costwatch run` or a sensor saw it."""
     return f"costwatch-pipeline-failed-{at:%Y%m%dT%H}"
@@ -371,8 +376,12 @@ def _when(value: Any) -> str:
 
 EVENTS = {
     "opened": "incident.opened",
+    "updated": "incident.updated",
     "escalated": "incident.escalated",
+    "acknowledged": "incident.acknowledged",
     "resolved": "incident.resolved",
+    "reopened": "incident.reopened",
+    "follow_up": "incident.follow_up",
 }
 
 
@@ -393,7 +402,8 @@ def webhook_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
         "excess_cost_usd": _float(incident.get("excess_cost_usd")),
         "pct_above_baseline": _float(incident.get("pct_above_baseline")),
         "mitigation_recommended": incident.get("mitigation_recommended"),
-        "dedup_key": dedup_key(incident["spike_id"]),
+        "dedup_key": incident_dedup_key(incident),
+        **({"follow_up_result": incident.get("follow_up_result")} if kind == "follow_up" else {}),
     }
 
 
@@ -405,6 +415,10 @@ _HEADLINES = {
     "opened": ":rotating_light: Cost spike: {cause}",
     "escalated": ":fire: ESCALATED, cost still rising: {cause}",
     "resolved": ":white_check_mark: Resolved, cost back under the threshold: {cause}",
+    "updated": ":mag: Cause found for the cost spike: {cause}",
+    "acknowledged": ":eyes: Acknowledged: {cause}",
+    "reopened": ":rotating_light: Reopened, the cost spike is back: {cause}",
+    "follow_up": ":clipboard: Follow-up, 24 h later: {cause}",
 }
 
 
@@ -426,7 +440,10 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": facts[:3000]}},
     ]
-    if kind != "resolved":
+    if kind == "follow_up":
+        verdict = incident.get("follow_up_result") or "unknown"
+        text += f"\n*Follow-up:* {escape_slack(verdict)}"
+    if kind not in ("resolved", "acknowledged", "follow_up"):
         fix = escape_slack(incident.get("mitigation_recommended") or "", keep_newlines=True)
         text += f"\n*Fix:* {fix}"
         blocks.append(
@@ -445,15 +462,18 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 def pagerduty_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """An Events API v2 event, without its routing key (added on the wire, never stored)."""
-    key = dedup_key(incident["spike_id"])
+    key = incident_dedup_key(incident)
     if kind == "resolved":
         return {"event_action": "resolve", "dedup_key": key}
+    if kind == "acknowledged":
+        return {"event_action": "acknowledge", "dedup_key": key}
     severity = (
         "critical"
         if kind == "escalated"
         else PAGERDUTY_SEVERITY.get(str(incident.get("severity")), "warning")
     )
-    prefix = "ESCALATED: " if kind == "escalated" else ""
+    prefix = {"escalated": "ESCALATED: ", "reopened": "REOPENED: ", "follow_up": "STILL ELEVATED: "}
+    prefix = prefix.get(kind, "")
     summary = (
         f"{prefix}LLM cost spike {_money(incident.get('excess_cost_usd'))} over baseline since "
         f"{_when(incident.get('spike_start'))}: {incident.get('root_cause')}"
@@ -506,16 +526,20 @@ def pipeline_failed_payloads(error: str | None, at: datetime, run_id: str | None
             },
         },
         "log": generic,
+        "leadership_slack": {"text": text},
+        "leadership_webhook": generic,
     }
 
 
 def incident_payloads(incident: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    """The stored (secret-free) payload for each channel."""
+    """The stored (secret-free) payload for each channel (leadership's reuse on-call's formats)."""
     return {
         "webhook": webhook_payload(incident, kind),
         "slack": slack_payload(incident, kind),
         "pagerduty": pagerduty_payload(incident, kind),
         "log": webhook_payload(incident, kind),
+        "leadership_slack": slack_payload(incident, kind),
+        "leadership_webhook": webhook_payload(incident, kind),
     }
 
 
