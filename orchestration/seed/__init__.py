@@ -172,7 +172,7 @@ def seed(
         with conn.cursor() as cur:
             if replace:
                 cur.execute("truncate raw.inference_events, raw.tool_calls, raw.change_events")
-            _copy(cur, "raw.inference_events", data.inference_rows())
+            _copy(cur, f"raw.inference_events ({INFERENCE_COLUMNS})", data.inference_rows())
             _copy(cur, "raw.tool_calls", data.tool_rows())
             _copy(cur, "raw.change_events", data.change_rows())
             _upsert_flags(cur, end, reset=replace)
@@ -610,6 +610,12 @@ def _parents_per_hour(
 
 
 # --------------------------------------------------------------------------- loading
+
+# The contract's columns the scenarios fill (the optional ones stay null).
+INFERENCE_COLUMNS = (
+    "event_id, created_at, user_id, session_id, feature, trigger_type, model, input_tokens,"
+    " output_tokens, cost_usd, user_agent"
+)
 
 
 def _copy(cur: psycopg.Cursor, table: str, rows: Iterable[str], chunk: int = 20_000) -> None:
