@@ -65,7 +65,7 @@ def costwatch_dbt_assets(
     elif os.environ.get("COSTWATCH_DATABASE_URL"):
         unchanged = unchanged_seeds(os.environ["COSTWATCH_DATABASE_URL"], dbt_project.manifest_path)
         if unchanged:  # dbt reloads every seed on every build: skip those already loaded
-            args += ["--exclude", *unchanged]
+            args += ["--exclude", " ".join(unchanged)]
     # A failing dbt test is a failed asset check (shown, counted, and the checks downstream still
     # run); a model that cannot be built fails the step.
     invocation = dbt.cli(args, context=context, raise_on_error=False)
