@@ -185,7 +185,7 @@ def langfuse_export(module_db_url: str, tmp_path_factory: pytest.TempPathFactory
     assert "60 inference events, 12 tool calls" in first.stdout
     second = run_costwatch("ingest", "langfuse", str(folder.parent), env=env, check=True)
     assert "0 inference events, 0 tool calls (72 already ingested, skipped)" in second.stdout
-    run_dbt(module_db_url, "build")
+    run_dbt(module_db_url, "build", select="+marts.runbook +marts.providers")
     return module_db_url
 
 

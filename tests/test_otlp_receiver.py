@@ -255,7 +255,7 @@ def ingested(module_db_url: str) -> str:
         for start in range(0, len(spans), 100):
             assert sender.export(spans[start : start + 100]) == SpanExportResult.SUCCESS
         assert sender.export(spans[:100]) == SpanExportResult.SUCCESS  # a re-send
-    run_dbt(module_db_url, "build")
+    run_dbt(module_db_url, "build", select="+marts.runbook +marts.providers")
     return module_db_url
 
 

@@ -113,7 +113,20 @@ def _value(any_value: object) -> object:
 
 
 def attributes(key_values: object) -> dict[str, object]:
-    return {kv.key: _value(kv.value) for kv in key_values}
+    out = {}
+    for kv in key_values:  # the receiver's inner loop: scalars inline
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind is None:
+            continue
+        if kind in _SCALARS:
+            out[kv.key] = getattr(value, kind)
+        else:
+            out[kv.key] = _value(value)
+    return out
+
+
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
 def _first(attrs: dict[str, object], names: tuple[str, ...]) -> object:
