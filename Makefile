@@ -19,6 +19,7 @@ SCENARIO ?= autosave_loop
 SOURCE ?= seed
 DAYS ?= 14
 BENCH_EVENTS ?= 1000000
+BENCH_SPANS ?= 200000
 ACCURACY_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -66,6 +67,7 @@ dev: install ## dagster dev on workspace.yaml against the same database
 bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour
 	$(BIN)/costwatch db start
 	$(BIN)/python -m bench.run --events $(BENCH_EVENTS)
+	$(BIN)/python -m bench.otlp --spans $(BENCH_SPANS)
 
 accuracy: install ## detection quality: every incident x onset x seed, quiet/growth/step rows, hourly replay
 	$(BIN)/costwatch db start
