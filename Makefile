@@ -46,6 +46,8 @@ else
 endif
 	$(BIN)/costwatch run --full-refresh
 	$(BIN)/costwatch triage
+	@echo
+	@$(BIN)/costwatch triage --summary
 
 test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt tests, expectation suites
 	$(BIN)/costwatch db start

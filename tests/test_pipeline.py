@@ -60,7 +60,10 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     figures = json.loads((tmp_path / "pass.json").read_text())
     assert figures["success"] and not figures["checks_failed"], figures["checks_failed"]
     # Where the time went is recorded: phases, the dbt step, each model.
-    assert {"dbt_manifest", "definitions_import", "execute", "sensors"} <= set(figures["timings"])
+    # The incident step is a step of the job: nothing runs after it.
+    assert {"dbt_manifest", "definitions_import", "execute"} <= set(figures["timings"])
+    assert "sensors" not in figures["timings"]
+    assert "ops__incidents" in figures["steps"]
     assert "costwatch_dbt_assets" in figures["steps"]
     assert "marts/cost_hourly" in figures["models"]
     hours = query(db_url, "select count(*) from marts.cost_hourly")[0][0]
