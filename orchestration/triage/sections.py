@@ -429,8 +429,8 @@ def alert_deliveries(alerts: Sequence[Row]) -> str:
     text = "; ".join(parts)
     if not external:
         text += (
-            " (the console log only: set `COSTWATCH_SLACK_WEBHOOK_URL`, "
-            "`COSTWATCH_ALERT_WEBHOOK_URL` or `COSTWATCH_PAGERDUTY_ROUTING_KEY` to page someone)"
+            ". The console log only: set `COSTWATCH_SLACK_WEBHOOK_URL`, "
+            "`COSTWATCH_ALERT_WEBHOOK_URL` or `COSTWATCH_PAGERDUTY_ROUTING_KEY` to page someone"
         )
     return text
 
@@ -458,7 +458,7 @@ def step8(
     if incident.get("incident_id"):
         opened = f"#{incident['incident_id']} ({status}, severity {severity})"
         alerted = "Yes" if incident.get("alert_created") else "No"
-        alerted += f" ({alert_deliveries(alerts)})"
+        alerted += f"; {alert_deliveries(alerts)}"
     else:  # the report of an incident being opened
         opened = f"opened with this report ({status}, severity {severity})"
         alerted = (
