@@ -10,6 +10,7 @@ mart.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from orchestration.database import (
     dbt_env,
     first_line,
 )
+from orchestration.dbt_log import dbt_summary
 
 PASS_LOCK_KEY = "costwatch.pass"
 
@@ -44,6 +46,7 @@ class PassResult:
     checks_warned: list[str] = field(default_factory=list)
     error: str | None = None
     incidents: str | None = None
+    dbt: str | None = None  # dbt's one line (its full log only with `costwatch run -v`)
     # Where the time went (seconds): phases of the pass, Dagster steps, dbt nodes, checks.
     timings: dict[str, float] = field(default_factory=dict)
     steps: dict[str, float] = field(default_factory=dict)
@@ -73,6 +76,8 @@ class PassResult:
             f"{len(self.materialized)} assets materialized, {self.checks_passed} checks passed, "
             f"{len(self.checks_warned)} warned, {len(self.checks_failed)} failed"
         ]
+        if self.dbt:
+            lines.append(f"  {self.dbt}")
         lines += [f"  check failed: {name}" for name in self.checks_failed]
         lines += [f"  check warned: {name}" for name in self.checks_warned]
         if self.incidents:
@@ -252,9 +257,18 @@ def _execute(full_refresh: bool) -> PassResult:
         },
     }
     started = time.monotonic()
-    outcome = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    # dagster-dbt re-emits dbt's every log line on stdout: kept to one line unless verbose.
+    verbose = os.environ.get("COSTWATCH_LOG_LEVEL", "CRITICAL").upper() != "CRITICAL"
+    captured = io.StringIO()
+    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured):
+        outcome = job.execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
     result = PassResult(
-        success=outcome.success, seconds=time.monotonic() - started, run_id=outcome.run_id
+        success=outcome.success,
+        seconds=time.monotonic() - started,
+        run_id=outcome.run_id,
+        dbt=None if verbose else dbt_summary(captured.getvalue()),
     )
     result.materialized = sorted(
         event.asset_key.to_user_string()

@@ -164,9 +164,14 @@ def test_severity_thresholds_are_a_setting():
     assert bad.problems[0].startswith("COSTWATCH_SEVERITY_USD:")
 
 
-def test_detail_never_claims_more_than_the_whole_excess():
-    detail = payloads.root_cause_detail({"cause": "context_bloat", "contribution_usd": 3.19}, 2.42)
-    assert detail == "context_bloat explains $3.19 of $2.42 excess cost"
+def test_detail_quotes_one_excess_figure_and_never_more_than_all_of_it():
+    """The spike's excess is the only dollar figure; the cause's part is dbt's share of it."""
+    diagnosis = {"cause": "context_bloat", "contribution_usd": 3.19}
+    detail = payloads.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 0.9}}, 2.42)
+    assert detail == "context_bloat explains 90% of the $2.42 excess cost"
+    assert "$3.19" not in detail
+    over = payloads.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 1.3}}, 2.42)
+    assert over == "context_bloat explains all of the $2.42 excess cost"
 
 
 def test_detail_quotes_the_key_number_and_the_change_before_the_spike():
@@ -179,10 +184,11 @@ def test_detail_quotes_the_key_number_and_the_change_before_the_spike():
                                      "avg_retries_before": 0.1, "avg_retries_after": 2.5}},
             "change_events": [{"kind": "deploy", "changed_at": "2026-11-21T08:38:34+00:00",
                                "description": "search client v2"}],
+            "share_of_excess": 0.8,
         },
     }  # fmt: skip
     assert payloads.root_cause_detail(diagnosis, 50) == (
         "tool_retry_storm (tool_name=web_search): web_search failure rate 2.0% -> 40.0%; "
-        "explains $40.00 of $50.00 excess cost (80%); after deploy at 2026-11-21 08:38: "
+        "explains 80% of the $50.00 excess cost; after deploy at 2026-11-21 08:38: "
         "search client v2"
     )

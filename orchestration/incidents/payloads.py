@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from orchestration.triage import catalogue
 from orchestration.triage.formatting import escape_slack, strip_control
+from orchestration.triage.summary import summary_from_markdown
 
 # --------------------------------------------------------------------------- severity
 
@@ -75,55 +77,6 @@ def pipeline_dedup_key(at: datetime) -> str:
 
 # --------------------------------------------------------------------------- the runbook's fixes
 
-_FIX_HIDDEN_RECOMPUTE = """\
-Hidden recompute (runbook step 7): rate limit, add confirmation.
-```python
-# Reduce auto-save frequency
-AUTO_SAVE_INTERVAL_MS = 30000  # Was 5000
-
-# Add rate limiting on undo
-UNDO_RATE_LIMIT = "3/minute"
-```"""
-
-_FIX_CONTEXT_BLOAT = """\
-Context bloat (runbook step 7): truncate, summarize.
-```python
-# Truncate context to last N messages
-MAX_CONTEXT_MESSAGES = 10
-
-# Or implement sliding window
-context = messages[-MAX_CONTEXT_MESSAGES:]
-```"""
-
-_FIX_TOOL_RETRIES = """\
-Tool retries (runbook step 7): circuit breaker, fallback.
-```python
-# Reduce max retries
-MAX_TOOL_RETRIES = 2  # Was 5
-
-# Add circuit breaker
-@circuit(failure_threshold=3, recovery_timeout=60)
-async def call_tool(...):
-    ...
-```"""
-
-_FIX_FEATURE = """\
-One feature dominates (runbook step 7): throttle, investigate.
-```python
-# Feature flag to disable/throttle
-if FEATURE_FLAGS.get("{feature}_throttle"):
-    await rate_limit(user_id, "{feature}", limit=10, period="hour")
-```"""
-
-_FIX_OUTPUT_GROWTH = """\
-Rising output tokens (runbook quick reference): model change or prompt; rollback, constrain.
-Roll back the latest model version or prompt template change{model}, and cap the output length
-(e.g. `max_tokens`) until the change is reviewed."""
-
-_FIX_TRAFFIC = """\
-Traffic increase: requests rose at a flat cost per request. Check the top users and user agents
-for bots or abuse and rate limit them per user; if the growth is genuine, raise the budget."""
-
 
 def mitigation_for(
     cause: str | None,
@@ -134,26 +87,14 @@ def mitigation_for(
     model: str | None = None,
     fallback: str | None = None,
 ) -> str:
-    """The runbook's fix for `cause`, with the configuration its step 7 shows."""
-    if cause == "hidden_recompute":
-        focus = {
-            "auto_save": "Auto-save drives it: raise AUTO_SAVE_INTERVAL_MS first.",
-            "undo": "Undo drives it: apply UNDO_RATE_LIMIT first.",
-            "retry": "Retries drive it: add a confirmation before a retry re-runs the request.",
-        }.get(trigger_type or "")
-        return _FIX_HIDDEN_RECOMPUTE + (f"\n{focus}" if focus else "")
-    if cause == "context_bloat":
-        return _FIX_CONTEXT_BLOAT
-    if cause == "tool_retry_storm":
-        text = _FIX_TOOL_RETRIES
-        return text + (f"\nFailing tool: `{tool_name}`." if tool_name else "")
-    if cause == "feature_concentration":
-        return _FIX_FEATURE.replace("{feature}", feature or "expensive_feature")
-    if cause == "output_growth":
-        return _FIX_OUTPUT_GROWTH.replace("{model}", f" (model `{model}`)" if model else "")
-    if cause == "traffic_increase":
-        return _FIX_TRAFFIC
-    return fallback or "No runbook fix for this cause: follow the runbook from step 1."
+    """The runbook's fix for `cause` in the cause catalogue's words (the same text dbt puts in
+    `marts.spike_diagnosis.recommended_fix`); `fallback` for a cause the catalogue lacks."""
+    detail = trigger_type or tool_name or feature or model
+    return (
+        catalogue.fix(cause, detail)
+        or fallback
+        or "No runbook fix for this cause: follow the runbook from step 1."
+    )
 
 
 def _money(value: Any) -> str:
@@ -304,18 +245,22 @@ def evidence_highlights(evidence: Any, limit: int = 6) -> list[str]:
 
 
 def root_cause_detail(diagnosis: Mapping[str, Any], excess_cost_usd: Any) -> str:
-    """One readable line: what the cause is about, its key number, how much it explains."""
+    """One readable line: what the cause is about, its key number, its share of THE excess
+    (marts.cost_spikes.excess_cost_usd; the share is dbt's, `evidence.share_of_excess`)."""
     cause = diagnosis.get("cause") or "unknown"
     subject = cause_subject(diagnosis)
-    contribution = float(diagnosis.get("contribution_usd") or 0)
-    excess = float(excess_cost_usd or 0)
-    # Causes overlap, so one can explain more than the whole excess: no share above 100%.
-    share = f" ({contribution / excess:.0%})" if 0 < contribution <= excess else ""
+    ev = _evidence(diagnosis.get("evidence"))
     text = f"{cause}{f' ({subject})' if subject else ''}"
     facts = [f for f in key_facts(diagnosis) if not f.startswith(("cost/request", "change "))]
     if facts:
         text += f": {facts[0]};"
-    text += f" explains {_money(contribution)} of {_money(excess)} excess cost{share}"
+    share = ev.get("share_of_excess")
+    if share is not None:
+        # Other costs may fall meanwhile, so a cause can explain more than the whole excess.
+        part = "all" if float(share) >= 1 else f"{float(share):.0%}"
+        text += f" explains {part} of the {_money(excess_cost_usd)} excess cost"
+    else:
+        text += f" the spike's excess is {_money(excess_cost_usd)}"
     changes = change_events(diagnosis.get("evidence"))
     if changes:
         text += f"; after {changes[0].removeprefix('change ')}"
@@ -422,19 +367,45 @@ _HEADLINES = {
 }
 
 
+def md_to_slack(text: str) -> str:
+    """A line of the report's Markdown as Slack mrkdwn: `**bold**` -> `*bold*`, backslash
+    escapes dropped, `&<>` escaped (the report's entities are already escaped)."""
+    out = re.sub(r"\*\*(.+?)\*\*", r"*\1*", strip_control(text))
+    out = re.sub(r"\\([\\`*_\[\]|~#\-+=.)])", r"\1", out)
+    return out.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_summary(incident: Mapping[str, Any]) -> str:
+    """The on-call summary in mrkdwn: incident and excess from the incident row (live), the
+    cause, likely trigger and action from its report's summary (marts.spike_summary)."""
+    report = summary_from_markdown(incident.get("report_md"))
+    incident_id = incident["incident_id"]
+    lines = [
+        f"*Incident #{incident_id}* ({escape_slack(incident.get('severity'))}), spike "
+        f"`{escape_slack(incident['spike_id'])}`, since {_when(incident.get('spike_start'))}",
+        f"*Excess:* {_money(incident.get('excess_cost_usd'))} so far "
+        f"({_pct(incident.get('pct_above_baseline'))} above baseline)",
+    ]
+    if report.get("Cause"):
+        lines.append(f"*Cause:* {md_to_slack(report['Cause'])}")
+    else:
+        cause = incident.get("root_cause_detail") or incident.get("root_cause") or "unknown"
+        lines.append(f"*Cause:* {escape_slack(cause)}")
+    if report.get("Likely trigger"):
+        lines.append(f"*Likely trigger:* {md_to_slack(report['Likely trigger'])}")
+    if report.get("Action"):
+        action = report["Action"].split(" Acknowledge: ")[0]
+        lines.append(f"*Action:* {md_to_slack(action)}")
+    lines.append(f"*Acknowledge:* `costwatch incidents ack {incident_id}`")
+    return "\n".join(lines)
+
+
 def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    """A Slack incoming-webhook message on-call can act on: cause, excess, start, fix."""
+    """A Slack incoming-webhook message on-call can act on: the five-line summary, the fix."""
     cause = incident.get("root_cause") or "unknown cause"
     # Names from the data (feature, tool) reach Slack: escaped for mrkdwn, one line each.
     headline = _HEADLINES[kind].format(cause=strip_control(cause))
-    facts = (
-        f"*Incident* #{incident['incident_id']} ({escape_slack(incident.get('severity'))}), "
-        f"spike `{escape_slack(incident['spike_id'])}`\n"
-        f"*Started:* {_when(incident.get('spike_start'))}\n"
-        f"*Excess:* {_money(incident.get('excess_cost_usd'))} "
-        f"({_pct(incident.get('pct_above_baseline'))} above baseline)\n"
-        f"*Cause:* {escape_slack(incident.get('root_cause_detail') or cause)}"
-    )
+    facts = slack_summary(incident)
     text = f"{escape_slack(headline)}\n{facts}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
