@@ -138,8 +138,8 @@ def _first(attrs: dict[str, object], names: tuple[str, ...]) -> object:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
+    if value is None or value.__class__ is str:
+        return value
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
     return str(value)
@@ -148,6 +148,8 @@ def _text(value: object) -> str | None:
 def _integer(value: object) -> int | None:
     """A token count: ints, integral floats and numeric strings; anything else is null (and the
     row is then rejected by staging for missing tokens, never guessed)."""
+    if value.__class__ is int:  # the usual case, first
+        return value if -INT32_MAX <= value <= INT32_MAX else None
     if isinstance(value, bool) or value is None:
         return None
     try:
