@@ -864,9 +864,20 @@ def groups(rows: list[Row]) -> list[list[Row]]:
     return [*shared.values(), *alone]
 
 
-def unit_cost(row: Row) -> float:
-    """A rough relative cost: replayed rows run several passes."""
-    return (3.0 if row.replayed else 2.0) * row.events_per_hour / EVENTS_PER_HOUR
+def interleaved(units: list[list[Row]]) -> list[list[Row]]:
+    """Work units in an order that covers every kind early (an interrupted run, or its
+    partial results, still tells something of each): shared incident histories in turn with
+    the rows of their own, round robin over the kinds."""
+    by_kind: dict[str, list[list[Row]]] = {}
+    for unit in units:
+        by_kind.setdefault(unit[0].kind, []).append(unit)
+    queues = list(by_kind.values())
+    out: list[list[Row]] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
 
 
 def _drop_in_worker() -> None:
@@ -888,9 +899,7 @@ def run_rows(
     dbt_vars = dbt_vars or {}
     tag = f"{os.getpid()}"
     order = {row.name: i for i, row in enumerate(rows)}
-    # Work units: rows sharing a history together, the biggest first so the workers finish
-    # together.
-    units = sorted(groups(rows), key=lambda g: -sum(unit_cost(r) for r in g))
+    units = interleaved(groups(rows))
     results: list[Result] = []
 
     def collect(batch: list[Result]) -> None:
