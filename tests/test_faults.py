@@ -60,6 +60,25 @@ def test_grant_analyst_reads_marts_only(db_url: str, analyst, tmp_path: Path) ->
         conn.execute("update app.feature_flags set enabled = false")
 
 
+def test_analysts_never_read_user_or_session_ids(db_url: str, analyst, tmp_path: Path) -> None:
+    """Through marts.rejected_* (rebuilt by dbt after the grant too): every column but the ids."""
+    role, role_url = analyst
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "create table marts.rejected_inference_events"
+            " (event_id text, user_id text, session_id text, reason text)"
+        )
+        conn.execute("insert into marts.rejected_inference_events values ('e', 'u-1', 's-1', 'x')")
+    grant_analyst(db_url, role)
+    with psycopg.connect(role_url) as conn:
+        assert conn.execute(
+            "select event_id, reason from marts.rejected_inference_events"
+        ).fetchall() == [("e", "x")]
+    for column in ("user_id", "session_id", "*"):
+        with psycopg.connect(role_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"select {column} from marts.rejected_inference_events")
+
+
 def test_grant_analyst_rejects_unknown_and_malformed_roles(db_url: str) -> None:
     with pytest.raises(DatabaseError, match="does not exist"):
         grant_analyst(db_url, "nobody_here_" + secrets.token_hex(3))
