@@ -130,6 +130,11 @@ create unique index if not exists alerts_one_per_channel_kind_cycle
 create index if not exists alerts_pending_idx on ops.alerts (next_attempt_at)
     where status = 'pending';
 
+-- Pass and incident-step locks (orchestration/locks.py): rows analysts cannot lock.
+create table if not exists ops.locks (name text primary key);
+insert into ops.locks (name) values ('costwatch.pass'), ('costwatch.incidents')
+on conflict do nothing;
+
 -- Roles `costwatch db grant-analyst` gave the marts: dbt's post-hook keeps ids from them.
 create table if not exists ops.analyst_roles (role_name text primary key);
 
