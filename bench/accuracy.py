@@ -394,14 +394,15 @@ class Worker:
         """The models detection needs: `+spike_diagnosis` ("all"), or its two halves, "spikes"
         (`+cost_spikes`) and "diagnosis" (the rest). `dbt run`; with `tests`, `dbt build` with
         the tests whose every parent is selected (the detection models' own): they check the
-        models, not detection quality, and double the cost of a pass."""
+        models, not detection quality, and double the cost of a pass. Seeds are always built."""
         select = {
             "all": ["+spike_diagnosis"],
             "spikes": ["+cost_spikes"],
             "diagnosis": ["+spike_diagnosis", "--exclude", "+cost_spikes"],
         }[part]
-        if not self.tests:
-            self._dbt("run", "--select", *select)
+        if not self.tests:  # models, and the seeds they read (the cause catalogue)
+            self._dbt("build", "--select", *select, "--resource-type", "model",
+                      "--resource-type", "seed")  # fmt: skip
             return
         select = ["+spike_diagnosis"] if part == "diagnosis" else select
         exclude = ["+cost_spikes"] if part == "diagnosis" else []

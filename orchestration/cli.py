@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestration.database import DatabaseError, first_line, redact
+from orchestration.ingest.cli import IngestError
 
 
 class CostwatchError(RuntimeError):
@@ -453,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
             "incident_id", type=_positive_int, metavar="ID", help="the incident's number"
         )
     incidents.set_defaults(handler=_cmd_incidents, incidents_command="list")
+
+    from orchestration.ingest.cli import register as register_ingest
+
+    register_ingest(sub, _Parser, _positive_int)  # prices, otlp serve, ingest otlp|langfuse
     return parser
 
 
@@ -496,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         _announce_embedded_start(args)
         code = handler(args)
-    except (CostwatchError, DatabaseError) as err:
+    except (CostwatchError, DatabaseError, IngestError) as err:
         sys.stderr.write(f"costwatch: error: {first_line(err)}\n")
         code = 1
     except KeyboardInterrupt:

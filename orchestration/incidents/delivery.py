@@ -109,16 +109,23 @@ def deliver_due(
     """Attempt every due alert once (autocommit connection: each claim commits before sending)."""
     counts = DeliveryCounts()
     log = log or _log
-    for alert in alert_store.due_alerts(conn, now):
-        if not settings.configured(alert["channel"]):
-            counts.skipped += 1
-            continue
-        attempts = alert_store.claim(
-            conn, alert["alert_id"], now, payloads.backoff(alert["attempts"] + 1)
-        )
-        if attempts is None:
-            continue  # another process is delivering it
-        _attempt(conn, settings, now, alert, attempts, counts, log)
+    seen: set[int] = set()
+    # Rounds: once an incident's alert is sent on a channel, its next one is due in the next
+    # round; a failed one keeps the later ones waiting until its retry.
+    for _round in range(len(alert_store.KIND_ORDER) + 1):
+        due = [a for a in alert_store.due_alerts(conn, now) if a["alert_id"] not in seen]
+        if not due:
+            break
+        for alert in due:
+            seen.add(alert["alert_id"])
+            if not settings.configured(alert["channel"]):
+                counts.skipped += 1
+                continue
+            lease = payloads.backoff(alert["attempts"] + 1)
+            attempts = alert_store.claim(conn, alert["alert_id"], now, lease)
+            if attempts is None:
+                continue  # another process is delivering it
+            _attempt(conn, settings, now, alert, attempts, counts, log)
     return counts
 
 

@@ -119,6 +119,9 @@ def evaluate_spikes(
         diagnoses = by_spike.get(spike["spike_id"], [])
         with conn.transaction():
             incidents = store.incidents_by_spike(conn)
+            followed = {p for i in incidents.values() for p in i.get("previous_spike_ids") or []}
+            if spike["spike_id"] not in incidents and spike["spike_id"] in followed:
+                continue  # an earlier id of an incident that now follows a later spike
             incident = incidents.get(spike["spike_id"]) or _moved(spike, incidents, live_ids)
             if incident is None:
                 _open(conn, settings, now, spike, diagnoses, latest_hour, report, log)
@@ -154,7 +157,7 @@ def _moved(
     for incident in orphans:
         if _overlaps(incident, spike):
             return incident
-    for incident in orphans:
+    for incident in incidents.values():
         resolved_hour = incident.get("resolved_hour")
         if (
             incident["status"] == "resolved"

@@ -78,9 +78,16 @@ class SeedData:
             )
 
 
+# The contract's columns the scenarios fill (the optional ones, added later, stay null).
+INFERENCE_COLUMNS = (
+    "event_id, created_at, user_id, session_id, feature, trigger_type, model, input_tokens,"
+    " output_tokens, cost_usd, user_agent"
+)
+
+
 def write(cur: psycopg.Cursor, data: SeedData) -> None:
     """COPY the rows into the three raw tables (the caller holds the transaction)."""
-    copy_rows(cur, "raw.inference_events", data.inference_rows())
+    copy_rows(cur, f"raw.inference_events ({INFERENCE_COLUMNS})", data.inference_rows())
     copy_rows(cur, "raw.tool_calls", data.tool_rows())
     copy_rows(cur, "raw.change_events", data.change_rows())
 

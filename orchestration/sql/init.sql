@@ -21,6 +21,12 @@ create table if not exists raw.inference_events (
     user_agent text
 );
 create index if not exists inference_events_created_at_idx on raw.inference_events (created_at);
+-- Optional columns (CONTRACT section 3), null when the source has none; existing rows are kept.
+alter table raw.inference_events add column if not exists cached_input_tokens integer;
+alter table raw.inference_events add column if not exists cache_write_tokens integer;
+alter table raw.inference_events add column if not exists reasoning_tokens integer;
+alter table raw.inference_events add column if not exists provider text;
+alter table raw.inference_events add column if not exists cost_source text;  -- provider | priced | unknown
 
 create table if not exists raw.tool_calls (
     call_id text,
@@ -42,6 +48,14 @@ create table if not exists raw.change_events (
     description text
 );
 create index if not exists change_events_changed_at_idx on raw.change_events (changed_at);
+
+-- Every id an ingester (OTLP receiver, `costwatch ingest`) wrote to a raw table: a re-sent span
+-- or a re-read file is skipped, never counted twice. The raw tables themselves keep no constraint.
+create table if not exists app.ingested_ids (
+    source text not null,  -- inference_events | tool_calls
+    id text not null,
+    primary key (source, id)
+);
 
 create table if not exists app.feature_flags (
     feature text primary key,
