@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import psycopg.sql
@@ -23,7 +22,6 @@ import psycopg.sql
 from orchestration.database import (
     DatabaseError,
     connect,
-    costwatch_home,
     database_url,
     dbt_env,
     first_line,
@@ -99,17 +97,10 @@ def prepare_environment(url: str) -> None:
 
 
 def dagster_instance():
-    """The persistent Dagster instance under $DAGSTER_HOME (default $COSTWATCH_HOME/dagster),
-    so runs of `costwatch run` show in `dagster dev`."""
-    import dagster as dg
+    """The persistent Dagster instance (its storage in PostgreSQL: orchestration/instance.py)."""
+    from orchestration.instance import dagster_instance as instance
 
-    home = Path(os.environ.get("DAGSTER_HOME") or costwatch_home() / "dagster")
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    return instance()
 
 
 # Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.

@@ -292,3 +292,35 @@ def test_marts_equal_the_runbook_on_ingested_spans(ingested: str) -> None:
         "select provider, sum(requests) from marts.provider_cost_daily group by 1 order by 1",
     )
     assert providers == [("anthropic", 120), ("openai", 240)]
+
+
+def test_the_command_serves_and_stops_cleanly_on_sigterm(db_url: str, cli_env: dict) -> None:
+    """`costwatch otlp serve` as a process: refuses a public address without a token (one
+    line), serves, and on SIGTERM flushes what it took and exits 0."""
+    import signal
+    import subprocess
+
+    from orchestration.ingest.demo import _free_port, _wait_listening
+    from tests.conftest import COSTWATCH, run_costwatch
+
+    refused = run_costwatch("otlp", "serve", "--host", "0.0.0.0", env=cli_env)
+    assert refused.returncode == 1 and "COSTWATCH_OTLP_TOKEN" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    port = _free_port()
+    process = subprocess.Popen(
+        [COSTWATCH, "otlp", "serve", "--port", str(port)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_listening(port, process)
+        sender = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=10)
+        assert sender.export(some_spans(SpanFactory())) == SpanExportResult.SUCCESS
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped: 4 spans stored" in out
+    assert query(db_url, "select count(*) from raw.inference_events") == [(2,)]

@@ -20,8 +20,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 FEATURE_ATTRIBUTE = "costwatch.feature"
 INFERENCE_OPERATIONS = frozenset(
-    {"chat", "text_completion", "generate_content", "completion", "responses"}
+    {"chat", "text_completion", "generate_content", "completion", "responses", "embeddings"}
 )
+
 TOOL_OPERATION = "execute_tool"
 # First attribute present wins (the current convention first, then older or vendor names).
 INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
@@ -138,8 +139,8 @@ def _first(attrs: dict[str, object], names: tuple[str, ...]) -> object:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
+    if value is None or value.__class__ is str:
+        return value
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
     return str(value)
@@ -148,6 +149,8 @@ def _text(value: object) -> str | None:
 def _integer(value: object) -> int | None:
     """A token count: ints, integral floats and numeric strings; anything else is null (and the
     row is then rejected by staging for missing tokens, never guessed)."""
+    if value.__class__ is int:  # the usual case, first
+        return value if -INT32_MAX <= value <= INT32_MAX else None
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -168,7 +171,8 @@ def _cost(attrs: dict[str, object]) -> Decimal | None:
     currency = attrs.get("gen_ai.usage.cost.currency")
     if currency not in (None, "", "USD", "usd"):
         return None  # not dollars: price it instead
-    value = _first(attrs, ("gen_ai.usage.cost.amount", "gen_ai.usage.cost"))
+    # gen_ai.usage.cost(.amount): OpenTelemetry-style; operation.cost: Logfire's (USD)
+    value = _first(attrs, ("gen_ai.usage.cost.amount", "gen_ai.usage.cost", "operation.cost"))
     if value is None or isinstance(value, bool | list | dict):
         return None
     try:
@@ -191,6 +195,8 @@ def span_kind(attrs: dict[str, object]) -> str | None:
         return "tool"
     if operation in INFERENCE_OPERATIONS:
         return "inference"
+    # Any other operation (invoke_agent, create_agent, ...) is not counted, even with usage
+    # counts: an agent span repeats its children's usage, and its chat spans are counted.
     if operation is None and any(name in attrs for name in INPUT_TOKENS + OUTPUT_TOKENS):
         return "inference"  # older instrumentations: no operation name, usage counts
     return None
@@ -249,7 +255,7 @@ def _inference_row(
         _text(attrs.get("costwatch.trigger_type")) or "user",
         _text(_first(attrs, ("gen_ai.response.model", "gen_ai.request.model"))),
         _integer(_first(attrs, INPUT_TOKENS)),
-        _integer(_first(attrs, OUTPUT_TOKENS)),
+        _output_tokens(attrs),
         cost,
         _text(attrs.get("user_agent.original")),
         _integer(_first(attrs, CACHED_TOKENS)),
@@ -258,6 +264,13 @@ def _inference_row(
         _text(_first(attrs, ("gen_ai.provider.name", "gen_ai.system"))),
         "provider" if cost is not None else "unknown",
     )
+
+
+def _output_tokens(attrs: dict[str, object]) -> int | None:
+    tokens = _integer(_first(attrs, OUTPUT_TOKENS))
+    if tokens is None and attrs.get("gen_ai.operation.name") == "embeddings":
+        return 0  # an embedding has no output
+    return tokens
 
 
 def _tool_row(
