@@ -143,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with connect(url) as conn, conn.cursor() as cur:
         if args.replace:
-            cur.execute(
-                "truncate raw.inference_events, raw.tool_calls, raw.change_events, app.ingested_ids"
-            )
+            cur.execute("truncate raw.inference_events, raw.tool_calls, raw.change_events")
         rows.copy_rows(cur, "raw.change_events", data.change_rows())
         rows.upsert_flags(cur, end, reset=args.replace)
 
