@@ -15,15 +15,14 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import psycopg.sql
 
+from orchestration import locks
 from orchestration.database import (
     DatabaseError,
     connect,
-    costwatch_home,
     database_url,
     dbt_env,
     first_line,
@@ -99,17 +98,10 @@ def prepare_environment(url: str) -> None:
 
 
 def dagster_instance():
-    """The persistent Dagster instance under $DAGSTER_HOME (default $COSTWATCH_HOME/dagster),
-    so runs of `costwatch run` show in `dagster dev`."""
-    import dagster as dg
+    """The persistent Dagster instance (its storage in PostgreSQL: orchestration/instance.py)."""
+    from orchestration.instance import dagster_instance as instance
 
-    home = Path(os.environ.get("DAGSTER_HOME") or costwatch_home() / "dagster")
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    return instance()
 
 
 # Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.
@@ -134,26 +126,18 @@ def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
         finally:
             _held[url] -= 1
         return
-    conn = connect(url, autocommit=True)
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while not conn.execute(
-            "select pg_try_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,)
-        ).fetchone()[0]:
-            if time.monotonic() >= deadline:
-                raise PassError(
-                    f"another costwatch pass is running on this database "
-                    f"(waited {wait_seconds:.0f}s); try again when it ends"
-                )
-            time.sleep(0.5)
+    # A row of ops.locks, out of analysts' reach (orchestration/locks.py).
+    with locks.held(url, PASS_LOCK_KEY, wait_seconds, poll=0.5) as got:
+        if not got:
+            raise PassError(
+                f"another costwatch pass is running on this database "
+                f"(waited {wait_seconds:.0f}s); try again when it ends"
+            )
         _held[url] = 1
         try:
             yield
         finally:
             _held.pop(url, None)
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            conn.close()  # closing the session releases the lock, even after a server restart
 
 
 # dbt's scratch relations: `<model>__dbt_tmp` (being built) and `<model>__dbt_backup` (the old
@@ -170,7 +154,7 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            conn = connect(url, autocommit=True)
+            conn = connect(url)  # one transaction: the lock, then the drops
             break
         except DatabaseError:
             if time.monotonic() >= deadline:
@@ -178,10 +162,7 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
             time.sleep(0.5)
     dropped: list[str] = []
     with conn, contextlib.suppress(psycopg.Error):
-        locked = conn.execute(
-            "select pg_try_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,)
-        ).fetchone()[0]
-        if not locked:
+        if not locks.try_lock(conn, PASS_LOCK_KEY):  # held by this transaction until it ends
             return []
         rows = conn.execute(
             "select n.nspname, c.relname, c.relkind from pg_class as c"
@@ -197,7 +178,6 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
                 )
             )
             dropped.append(f"{schema}.{name}")
-        conn.execute("select pg_advisory_unlock(hashtext(%s))", (PASS_LOCK_KEY,))
     return dropped
 
 
