@@ -49,14 +49,6 @@ create table if not exists raw.change_events (
 );
 create index if not exists change_events_changed_at_idx on raw.change_events (changed_at);
 
--- Every id an ingester (OTLP receiver, `costwatch ingest`) wrote to a raw table: a re-sent span
--- or a re-read file is skipped, never counted twice. The raw tables themselves keep no constraint.
-create table if not exists app.ingested_ids (
-    source text not null,  -- inference_events | tool_calls
-    id text not null,
-    primary key (source, id)
-);
-
 create table if not exists app.feature_flags (
     feature text primary key,
     enabled boolean not null default true,
