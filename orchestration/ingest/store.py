@@ -71,22 +71,23 @@ class Store:
     def _insert(conn: psycopg.Connection, table: str, rows: Sequence[tuple]) -> int:
         key, columns = TABLES[table]
         names = ", ".join(columns)
+        seen: set[str] = set()
         with conn.cursor() as cur:
             with cur.copy(f"copy incoming_{table} ({names}) from stdin") as copy:
-                for row in rows:
+                for row in rows:  # one copy of an id per batch (the first); the id is column 0
+                    if row[0] is not None:
+                        if row[0] in seen:
+                            continue
+                        seen.add(row[0])
                     copy.write_row(row)
             cur.execute("select pg_advisory_xact_lock(hashtext('costwatch.ingest'))")
             cur.execute(
                 f"""
-                with batch as (
-                    select distinct on ({key}) * from incoming_{table}
-                    where {key} is not null
-                    order by {key}
-                )
                 insert into raw.{table} ({names})
-                select {names} from batch
+                select {names} from incoming_{table} as batch
                 where
-                    (
+                    batch.{key} is null
+                    or (
                         batch.created_at is not null
                         and not exists (
                             select 1 from raw.{table} as stored
@@ -101,8 +102,6 @@ class Store:
                             where stored.created_at is null and stored.{key} = batch.{key}
                         )
                     )
-                union all
-                select {names} from incoming_{table} where {key} is null
                 """
             )
             return cur.rowcount
