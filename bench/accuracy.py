@@ -386,7 +386,10 @@ class Worker:
             if not parsed.success:
                 raise RuntimeError(f"dbt parse failed: {parsed.exception}")
             self._runner = dbtRunner(manifest=parsed.result)
-        result = self._runner.invoke([*args, "--quiet", *common, "--vars", json.dumps(self.vars)])
+        # No debug log file and no artifacts: a pass here needs neither, and writing them costs
+        # more than some of the models.
+        quiet = ["--quiet", "--log-level-file", "none", "--no-write-json"]
+        result = self._runner.invoke([*args, *quiet, *common, "--vars", json.dumps(self.vars)])
         if not result.success:
             failures = []
             for node in getattr(result.result, "results", None) or []:
