@@ -10,6 +10,7 @@ to the `ops` schema at all). Closing the connection, or the session dying, relea
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 
@@ -58,3 +59,46 @@ def held(url: str, name: str, wait_seconds: float, poll: float = 0.2) -> Iterato
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.close()  # ends the transaction, releasing the lock
+
+
+PASS_LOCK_KEY = "costwatch.pass"
+
+
+class PassError(RuntimeError):
+    """The pass could not run; the message is the one line the user sees."""
+
+
+def pass_wait_seconds() -> float:
+    return float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
+
+
+# Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.
+_held: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
+    """Hold the pass's lock, waiting up to `wait_seconds` for another pass to end.
+
+    Re-entrant within a process: `costwatch run` takes it for the whole pass, and the dbt
+    resource (which a `dagster dev` run initialises in its own process) takes it again.
+    """
+    if _held.get(url):
+        _held[url] += 1
+        try:
+            yield
+        finally:
+            _held[url] -= 1
+        return
+    # A row of ops.locks, out of analysts' reach (orchestration/locks.py).
+    with held(url, PASS_LOCK_KEY, wait_seconds, poll=0.5) as got:
+        if not got:
+            raise PassError(
+                f"another costwatch pass is running on this database "
+                f"(waited {wait_seconds:.0f}s); try again when it ends"
+            )
+        _held[url] = 1
+        try:
+            yield
+        finally:
+            _held.pop(url, None)

@@ -13,7 +13,6 @@ import contextlib
 import io
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
@@ -28,12 +27,10 @@ from orchestration.database import (
     first_line,
 )
 from orchestration.dbt_log import dbt_summary
+from orchestration.locks import PASS_LOCK_KEY, PassError, pass_lock, pass_wait_seconds
 
-PASS_LOCK_KEY = "costwatch.pass"
-
-
-class PassError(RuntimeError):
-    """The pass could not run; the message is the one line the user sees."""
+# The pass's lock lives in orchestration/locks.py (the dbt resource takes it too); re-exported.
+__all__ = ["PASS_LOCK_KEY", "PassError", "PassResult", "pass_lock", "pass_wait_seconds", "run_pass"]
 
 
 @dataclass
@@ -102,42 +99,6 @@ def dagster_instance():
     from orchestration.instance import dagster_instance as instance
 
     return instance()
-
-
-# Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.
-_held: dict[str, int] = {}
-
-
-def pass_wait_seconds() -> float:
-    return float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
-
-
-@contextlib.contextmanager
-def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
-    """Hold the pass's advisory lock, waiting up to `wait_seconds` for another pass to end.
-
-    Re-entrant within a process: `costwatch run` takes it for the whole pass, and the dbt
-    resource (which a `dagster dev` run initialises in its own process) takes it again.
-    """
-    if _held.get(url):
-        _held[url] += 1
-        try:
-            yield
-        finally:
-            _held[url] -= 1
-        return
-    # A row of ops.locks, out of analysts' reach (orchestration/locks.py).
-    with locks.held(url, PASS_LOCK_KEY, wait_seconds, poll=0.5) as got:
-        if not got:
-            raise PassError(
-                f"another costwatch pass is running on this database "
-                f"(waited {wait_seconds:.0f}s); try again when it ends"
-            )
-        _held[url] = 1
-        try:
-            yield
-        finally:
-            _held.pop(url, None)
 
 
 # dbt's scratch relations: `<model>__dbt_tmp` (being built) and `<model>__dbt_backup` (the old

@@ -429,7 +429,11 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": f"`costwatch incidents show {incident['incident_id']}`"}
+                {
+                    "type": "mrkdwn",
+                    "text": f"`costwatch incidents show {incident['incident_id']}` · "
+                    f"`{escape_slack(incident_dedup_key(incident))}`",
+                }
             ],
         }
     )
@@ -481,7 +485,7 @@ def pipeline_failed_payloads(error: str | None, at: datetime, run_id: str | None
         "failed_at": at.isoformat(),
         "dedup_key": key,
     }
-    text = f":warning: costwatch pipeline failed: {reason}"
+    text = f":warning: costwatch pipeline failed: {reason} (`{key}`)"
     return {
         "webhook": generic,
         "slack": {
