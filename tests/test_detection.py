@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from orchestration.database import connect, dbt_env
-from orchestration.detection import Hour, detect
+from tests.support.detection import Hour, detect
 from orchestration.seed import INCIDENT_HOURS_BEFORE_END, seed
 from tests.conftest import PROJECT_ROOT, create_database, drop_database
 
@@ -402,7 +402,7 @@ def test_evidence_has_what_on_call_quotes(cases: dict[str, Case]) -> None:
 
 
 def test_sql_agrees_with_the_python_reference(cases: dict[str, Case]) -> None:
-    """cost_baseline_hourly's recursive walk = orchestration.detection's loop, hour by hour."""
+    """cost_baseline_hourly's recursive walk = tests.support.detection, hour by hour."""
     for case in cases.values():
         reference = detect(
             [

@@ -1,4 +1,4 @@
-"""The detection rules in plain Python (orchestration.detection), without a database."""
+"""The detection rules in plain Python (tests/support/detection.py), without a database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestration.detection import Hour, Settings, detect, noise_floor, spike_id, spikes
+from tests.support.detection import Hour, Settings, detect, noise_floor, spike_id, spikes
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
