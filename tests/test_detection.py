@@ -23,9 +23,9 @@ import psycopg
 import pytest
 
 from orchestration.database import connect, dbt_env
-from tests.support.detection import Hour, detect
 from orchestration.seed import INCIDENT_HOURS_BEFORE_END, seed
 from tests.conftest import PROJECT_ROOT, create_database, drop_database
+from tests.support.detection import Hour, detect
 
 # All cases run in one module fixture; give it room on a busy machine.
 pytestmark = pytest.mark.timeout(1800)
@@ -225,9 +225,10 @@ def gradual_growth(conn: psycopg.Connection) -> None:
 
 
 def weekend_surge(conn: psycopg.Connection) -> datetime:
-    """A traffic surge that starts on a Saturday at noon (weekend traffic is 35% lower)."""
+    """A traffic surge that starts on a Saturday at noon (weekend traffic is 35% lower). A
+    Saturday is judged against earlier weekend days, 3 at least: 14 days of data hold 4."""
     onset = MONDAY + timedelta(days=5, hours=12)
-    seed(conn, "traffic_surge", days=DAYS, events_per_hour=EVENTS_PER_HOUR, seed=11,
+    seed(conn, "traffic_surge", days=14, events_per_hour=EVENTS_PER_HOUR, seed=11,
          end=onset + timedelta(hours=INCIDENT_HOURS_BEFORE_END))  # fmt: skip
     return onset
 

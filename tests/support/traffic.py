@@ -3,9 +3,10 @@
 Each hour's cost is drawn the way `costwatch seed` builds it, at the hour's grain: Poisson events
 grouped into sessions of ~3.2, each session's cost log-normal (mean $0.0118, sd $0.0153, as seeded
 traffic measures), so the cost and its session variance (`session_cost_sq_usd`) carry realistic
-noise (hours vary ~0.64x their session standard error, as in seeded data). The shape: a daily curve (peak 15:00 UTC, trough at half the mean), weekends at
+noise (hours vary ~0.64x their session standard error, as in seeded data).
+The shape: a daily curve (peak 15:00 UTC, trough at half the mean), weekends at
 `weekend_ratio` of a weekday, a trend of `growth_per_day` (compounded), and any multiplicative
-`events` (incidents, steps, ramps) on top. Written straight into
+`effects` (incidents, steps, ramps) on top. Written straight into
 `intermediate.int_detection_hourly_costs`, the detection models then run on it as on real data.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -116,19 +117,17 @@ def load(conn, rows: list[HourRow]) -> None:
             session_cost_sq_usd numeric, newest_event_at timestamptz)
         """
     )
-    with conn.cursor().copy(
-        "copy intermediate.int_detection_hourly_costs from stdin"
-    ) as copy:
+    with conn.cursor().copy("copy intermediate.int_detection_hourly_costs from stdin") as copy:
         for r in rows:
             if r.requests > 0:
                 copy.write_row(
-                    (r.hour, r.requests, r.total_cost_usd, r.session_cost_sq_usd,
-                     r.hour + timedelta(minutes=59))  # fmt: skip
+                    (
+                        r.hour,
+                        r.requests,
+                        r.total_cost_usd,
+                        r.session_cost_sq_usd,
+                        r.hour + timedelta(minutes=59),
+                    )  # fmt: skip
                 )
     conn.commit()
 
-
-def monday(weeks_back: int = 8) -> datetime:
-    """A Monday 00:00 UTC in the past (data must not lie in the future)."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=today.weekday() + 7 * weeks_back)
