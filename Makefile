@@ -16,9 +16,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SCENARIO ?= autosave_loop
 DAYS ?= 14
 BENCH_EVENTS ?= 1000000
+ACCURACY_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test soak dev bench lint fix lock clean
+.PHONY: help install demo test soak dev bench accuracy lint fix lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,6 +59,10 @@ dev: install ## dagster dev on workspace.yaml against the same database
 bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour
 	$(BIN)/costwatch db start
 	$(BIN)/python -m bench.run --events $(BENCH_EVENTS)
+
+accuracy: install ## detection quality: every incident x onset x seed, quiet/growth/step rows, hourly replay
+	$(BIN)/costwatch db start
+	$(BIN)/python -m bench.accuracy $(ACCURACY_ARGS)
 
 lint: install ## ruff and sqlfluff
 	$(BIN)/ruff check .

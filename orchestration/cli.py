@@ -125,6 +125,75 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _fraction(value: str) -> float:
+    """A number, or a percentage ("3%" is 0.03)."""
+    text = value.strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+
+
+def _add_shape_arguments(seed: argparse.ArgumentParser) -> None:
+    """Traffic shapes and incident timing (`make accuracy` builds its rows from these)."""
+    from orchestration.seed.shape import WEEKEND_LEVEL
+
+    shape = seed.add_argument_group("traffic shape (defaults: the product as always simulated)")
+    shape.add_argument(
+        "--weekend-ratio",
+        type=_fraction,
+        default=WEEKEND_LEVEL,
+        metavar="R",
+        help=f"Saturday and Sunday traffic relative to a weekday, e.g. 0.3-1.0 "
+        f"(default {WEEKEND_LEVEL})",
+    )
+    shape.add_argument(
+        "--daily-growth",
+        type=_fraction,
+        default=0.0,
+        metavar="G",
+        help="compound traffic change per day from the start, e.g. 0.03 or 3%% (+3%%/day), "
+        "-0.02 (a decline); --events-per-hour is the level at the start (default 0)",
+    )
+    shape.add_argument(
+        "--step-factor",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="a lasting change of level: traffic x F from --step-at on (a launch, a new "
+        "customer; default 1, no step)",
+    )
+    shape.add_argument(
+        "--step-at",
+        type=_parse_end,
+        default=None,
+        metavar="TIMESTAMP",
+        help="when the --step-factor starts (ISO timestamp)",
+    )
+    incident = seed.add_argument_group("the incident")
+    incident.add_argument(
+        "--onset",
+        type=_parse_end,
+        default=None,
+        metavar="TIMESTAMP",
+        help="when the incident starts (ISO timestamp inside the period; default: 10 hours "
+        "before --end); it lasts to --end (one hour for blip)",
+    )
+    incident.add_argument(
+        "--ramp-hours",
+        type=float,
+        default=None,
+        metavar="N",
+        help="the incident reaches full strength gradually over N hours (a rollout to a "
+        "growing share of traffic; default: full strength at the onset)",
+    )
+    incident.add_argument(
+        "--magnitude", type=float, default=1.0, metavar="M",
+        help="scale of the incident's extra effect (extra requests, tokens, retries): 0.5 "
+        "half, 2 double (default 1)",
+    )  # fmt: skip
+
+
 def _cmd_seed(args: argparse.Namespace) -> int:
     from orchestration import seed as seeding
     from orchestration.database import connect, database_url
@@ -133,17 +202,33 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         raise CostwatchError(
             f"unknown scenario {args.scenario!r}; choose one of: {', '.join(seeding.SCENARIOS)}"
         )
-    with connect(database_url()) as conn:
-        summary = seeding.seed(
-            conn,
-            args.scenario,
-            days=args.days,
-            events_per_hour=args.events_per_hour,
-            seed=args.seed,
-            end=args.end,
-            replace=args.replace,
-            hours=args.hours,
+    try:
+        shape = seeding.TrafficShape(
+            weekend_ratio=args.weekend_ratio,
+            daily_growth=args.daily_growth,
+            step_factor=args.step_factor,
+            step_at=args.step_at,
         )
+    except seeding.ShapeError as err:
+        raise CostwatchError(str(err)) from None
+    with connect(database_url()) as conn:
+        try:
+            summary = seeding.seed(
+                conn,
+                args.scenario,
+                days=args.days,
+                events_per_hour=args.events_per_hour,
+                seed=args.seed,
+                end=args.end,
+                replace=args.replace,
+                hours=args.hours,
+                shape=shape,
+                onset=args.onset,
+                ramp_hours=args.ramp_hours,
+                magnitude=args.magnitude,
+            )
+        except seeding.ShapeError as err:
+            raise CostwatchError(str(err)) from None
     onset = f", incident from {summary.onset:%Y-%m-%d %H:%M}" if summary.onset else ""
     _console().print(
         f"seeded {summary.scenario}: {summary.inference_events:,} inference events, "
@@ -223,16 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", help="append synthetic events for a scenario")
     seed.add_argument("--scenario", required=True, help="quiet, autosave_loop, tool_outage, ...")
-    seed.add_argument("--days", type=_positive_int, default=14)
+    seed.add_argument(
+        "--days", type=_positive_int, default=14, help="length of the period (default 14)"
+    )
     seed.add_argument(
         "--hours", type=_positive_int, default=None, help="a period in hours instead of --days"
     )
-    seed.add_argument("--events-per-hour", type=_positive_int, default=None)
-    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument(
+        "--events-per-hour",
+        type=_positive_int,
+        default=None,
+        help="mean events per hour over a week (default 1000; ~80 is a small product)",
+    )
+    seed.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     seed.add_argument("--end", type=_parse_end, default=None, help="ISO timestamp (default: now)")
     seed.add_argument(
         "--replace", action="store_true", help="delete the raw events first (destructive)"
     )
+    _add_shape_arguments(seed)
     seed.set_defaults(handler=_cmd_seed)
 
     prepare = sub.add_parser("prepare", help="build dbt's manifest (done by `run` when stale)")

@@ -362,3 +362,153 @@ def test_load_time_at_the_default_rate(db_url: str) -> None:
         f"{summary.tool_calls:,} tool calls loaded in {seconds:.2f} s"
     )
     assert summary.inference_events > 300_000
+
+
+# --------------------------------------------------------------------------- traffic shapes
+# Measured on the generator's own rows (no database): hourly costs and counts per hour.
+
+MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def _hourly(data: seeding.SeedData, start: datetime, hours: int, what: str = "count"):
+    import numpy as np
+
+    index = (data.events.t - int(start.timestamp() * 1e6)) // 3_600_000_000
+    weights = None if what == "count" else data.costs()
+    return np.bincount(index, weights=weights, minlength=hours)[:hours]
+
+
+def _gen(scenario: str = "quiet", days: int = 14, rate: int = 400, **kwargs):
+    end = kwargs.pop("end", MONDAY + timedelta(days=days))
+    return seeding.generate(
+        scenario, start=end - timedelta(days=days), end=end, events_per_hour=rate, seed=3, **kwargs
+    )
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 1.0])
+def test_weekend_ratio_sets_weekend_traffic(ratio: float) -> None:
+    data = _gen(shape=seeding.TrafficShape(weekend_ratio=ratio))
+    counts = _hourly(data, MONDAY, 14 * 24).reshape(14, 24).sum(axis=1)
+    weekday = counts[[d for d in range(14) if d % 7 < 5]].mean()
+    weekend = counts[[d for d in range(14) if d % 7 >= 5]].mean()
+    assert weekend / weekday == pytest.approx(ratio, rel=0.06)
+    # events_per_hour stays the mean over a week
+    assert counts.sum() / (14 * 24) == pytest.approx(400, rel=0.03)
+
+
+@pytest.mark.parametrize("growth", [0.03, -0.04])
+def test_daily_growth_compounds(growth: float) -> None:
+    data = _gen(shape=seeding.TrafficShape(daily_growth=growth, weekend_ratio=1.0))
+    daily = _hourly(data, MONDAY, 14 * 24).reshape(14, 24).sum(axis=1)
+    per_week = daily[7:].sum() / daily[:7].sum()
+    assert per_week == pytest.approx((1 + growth) ** 7, rel=0.04)
+
+
+def test_step_lasts_from_its_time() -> None:
+    step_at = MONDAY + timedelta(days=9, hours=10)
+    data = _gen(shape=seeding.TrafficShape(step_factor=1.8, step_at=step_at, weekend_ratio=1.0))
+    plain = _gen(shape=seeding.TrafficShape(weekend_ratio=1.0))
+    a, b = _hourly(data, MONDAY, 14 * 24), _hourly(plain, MONDAY, 14 * 24)
+    k = 9 * 24 + 10
+    assert a[:k].sum() == b[:k].sum()  # the same product before the step
+    assert a[k:].sum() / b[k:].sum() == pytest.approx(1.8, rel=0.04)
+    with pytest.raises(seeding.ShapeError, match="step"):
+        seeding.TrafficShape(step_factor=2.0)
+
+
+def test_onset_is_explicit_and_checked() -> None:
+    onset = MONDAY + timedelta(days=12, hours=3)  # a Saturday night
+    data = _gen("traffic_surge", onset=onset)
+    plain = _gen("quiet")
+    a, b = _hourly(data, MONDAY, 14 * 24), _hourly(plain, MONDAY, 14 * 24)
+    k = 12 * 24 + 3
+    assert (a[:k] == b[:k]).all() and a[k:].sum() / b[k:].sum() > 1.8
+    with pytest.raises(seeding.ShapeError, match="outside"):
+        # checked before the connection is used
+        seeding.seed(None, "traffic_surge", days=2, end=END, onset=END)  # type: ignore[arg-type]
+
+
+def test_ramp_reaches_full_strength_over_its_hours() -> None:
+    onset = MONDAY + timedelta(days=10, hours=8)
+    full = _gen("traffic_surge", onset=onset, rate=1000)
+    ramp = _gen("traffic_surge", onset=onset, rate=1000, ramp_hours=6)
+    plain = _gen("quiet", rate=1000)
+    k = 10 * 24 + 8
+    hours = 14 * 24
+    extra_full = (
+        _hourly(full, MONDAY, hours)[k : k + 10] - _hourly(plain, MONDAY, hours)[k : k + 10]
+    )
+    extra_ramp = (
+        _hourly(ramp, MONDAY, hours)[k : k + 10] - _hourly(plain, MONDAY, hours)[k : k + 10]
+    )
+    share = extra_ramp / extra_full
+    assert share[0] < 0.2 and 0.35 < share[2] < 0.65 and share[6:].min() > 0.85
+    assert (share[1:6] > share[:5] - 0.05).all()  # rising
+
+
+@pytest.mark.parametrize("scenario", ["context_bloat", "tool_outage", "model_change"])
+def test_ramp_and_magnitude_for_changes_of_the_events(scenario: str) -> None:
+    onset = MONDAY + timedelta(days=10, hours=8)
+    k, hours = 10 * 24 + 8, 14 * 24
+    plain = _hourly(_gen("quiet", rate=1000), MONDAY, hours, "cost")[k : k + 10]
+    full = _hourly(_gen(scenario, onset=onset, rate=1000), MONDAY, hours, "cost")[k : k + 10]
+    ramp = _hourly(_gen(scenario, onset=onset, rate=1000, ramp_hours=8), MONDAY, hours, "cost")
+    half = _hourly(_gen(scenario, onset=onset, rate=1000, magnitude=0.5), MONDAY, hours, "cost")
+    excess_full = full - plain
+    excess_ramp = ramp[k : k + 10] - plain
+    assert excess_ramp[:2].sum() < 0.45 * excess_full[:2].sum()
+    assert excess_ramp[8:].sum() == pytest.approx(excess_full[8:].sum(), rel=0.25)
+    # magnitude scales the growth (tokens, retries); model_change's switch of model stays whole
+    assert 0.3 < (half[k : k + 10] - plain).sum() / excess_full.sum() < 0.8
+
+
+def test_defaults_unchanged_by_the_shape_options() -> None:
+    """The options' defaults are the product as always simulated: same rows, same ids."""
+    a = _gen("autosave_loop", days=3, rate=100)
+    b = _gen(
+        "autosave_loop", days=3, rate=100, shape=seeding.TrafficShape(weekend_ratio=0.65),
+        ramp_hours=None, magnitude=1.0,
+    )  # fmt: skip
+    assert list(a.inference_rows()) == list(b.inference_rows())
+    assert list(a.tool_rows()) == list(b.tool_rows())
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--weekend-ratio", "0", "weekend ratio must be between"),
+        ("--daily-growth", "50%", "daily growth must be between"),
+        ("--step-factor", "2", "needs the time it starts"),
+        ("--ramp-hours", "-1", "ramp hours must be between"),
+        ("--onset", "2001-01-01T00:00", "outside the seeded period"),
+    ],
+)
+def test_seed_cli_rejects_bad_shapes_in_one_line(
+    cli_env: dict[str, str], option: str, value: str, message: str
+) -> None:
+    from tests.conftest import run_costwatch
+
+    result = run_costwatch("seed", "--scenario", "traffic_surge", "--days", "2", option, value,
+                           env=cli_env)  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_cli_shapes(cli_env: dict[str, str], db_url: str) -> None:
+    from tests.conftest import run_costwatch
+
+    result = run_costwatch(
+        "seed", "--scenario", "undo_storm", "--days", "3", "--events-per-hour", "80",
+        "--end", "2026-11-20T12:00", "--weekend-ratio", "0.4", "--daily-growth", "2%",
+        "--onset", "2026-11-19T20:00", "--ramp-hours", "6", "--magnitude", "1.5",
+        env=cli_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "incident from 2026-11-19 20:00" in result.stdout
+    with psycopg.connect(db_url) as c:
+        first_undo = c.execute(
+            "select min(created_at) from raw.inference_events where trigger_type = 'undo' "
+            "and created_at >= '2026-11-19 20:00+00'"
+        ).fetchone()[0]
+    assert first_undo < datetime(2026, 11, 19, 21, tzinfo=UTC)
