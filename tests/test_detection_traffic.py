@@ -102,14 +102,13 @@ def test_weekly_cycle_first_weeks_are_quiet(detection, start_day: int) -> None:
     assert not any(h["is_spike_hour"] for h in hours if h["spike_id"])
     first_weekend = [h for h in hours if h["is_weekend"]][:24]
     assert all(h["baseline_cost_usd"] is None for h in first_weekend)
-    after = [h for h in hours if not h["is_weekend"] and h["hour"] > first_weekend[-1]["hour"]][:48]
-    judged = [h for h in after if h["baseline_cost_usd"] is not None]
-    if start_day != 6:  # a Sunday start has 0 weekdays before its first Monday: still learning
-        assert judged, "the first weekdays after the first weekend have a baseline"
-    for h in judged:
-        # judged against weekdays: the baseline is within 35% of the hour's cost, never the
-        # weekend's 40%
-        assert 0.65 < float(h["total_cost_usd"]) / h["baseline_cost_usd"] < 1.6, h["hour"]
+    # the first week of weekdays after it: judged (from its 3rd weekday of data on)
+    after = [h for h in hours if not h["is_weekend"] and h["hour"] > first_weekend[-1]["hour"]]
+    judged = [h for h in after[:120] if h["baseline_cost_usd"] is not None]
+    assert judged, "the first weekdays after the first weekend have a baseline"
+    # judged against weekdays: cost / baseline is ~1 (against the weekend's 40% it would be ~2.5)
+    ratios = sorted(float(h["total_cost_usd"]) / h["baseline_cost_usd"] for h in judged)
+    assert 0.85 < ratios[len(ratios) // 2] < 1.2, ratios[len(ratios) // 2]
 
 
 @pytest.mark.parametrize("growth", [0.03, -0.03])
@@ -117,10 +116,16 @@ def test_growth_and_decline_of_3_percent_a_day_are_no_spike(detection, growth: f
     rows = traffic.series(MONDAY + timedelta(days=2), 21, growth_per_day=growth, seed=21)
     hours, spikes = detection(rows)
     assert spikes == [], [s["spike_id"] for s in spikes]
-    # the level followed the trend: 3%/day over ~16 days of level is x1.6 (or x0.6)
+    # the baseline followed the trend: over the last week cost / baseline is ~1
+    ratios = sorted(
+        float(h["total_cost_usd"]) / h["baseline_cost_usd"]
+        for h in hours[-24 * 7 : -1]
+        if h["baseline_cost_usd"]
+    )
+    assert 0.93 < ratios[len(ratios) // 2] < 1.07, ratios[len(ratios) // 2]
+    # and the level did move with it
     levels = [h["baseline_level"] for h in hours if h["level_observations"]]
-    expected = (1 + growth) ** ((len(hours) - 24 * 4) / 24)
-    assert levels[-1] / levels[0] == pytest.approx(expected, rel=0.15)
+    assert (levels[-1] > 1.2) if growth > 0 else (levels[-1] < 0.8), levels[-1]
 
 
 def test_low_volume_quiet_traffic_is_no_spike(detection) -> None:
@@ -146,9 +151,9 @@ def test_a_lasting_step_up_is_the_new_normal_within_48_hours(detection) -> None:
 
 def test_a_weekend_incident_is_found(detection) -> None:
     """+80% from a Saturday 12:00 (weekends at 50% of weekdays): judged against weekends."""
-    onset = MONDAY + timedelta(days=12, hours=12)
+    onset = MONDAY + timedelta(days=19, hours=12)  # the 3rd Saturday: 4 weekend days before
     rows = traffic.series(
-        MONDAY, 12.5 + 11 / 24, weekend_ratio=0.5, events_per_hour=300,
+        MONDAY, 19.5 + 11 / 24, weekend_ratio=0.5, events_per_hour=300,
         effects=[traffic.step(onset, 1.8)], seed=51,
     )  # fmt: skip
     hours, spikes = detection(rows)
