@@ -14,8 +14,12 @@ export DAGSTER_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIO ?= autosave_loop
+# seed: `costwatch seed` writes the raw tables; otlp: the same scenario sent as OpenTelemetry
+# GenAI spans through `costwatch otlp serve` (orchestration/ingest/demo.py).
+SOURCE ?= seed
 DAYS ?= 14
 BENCH_EVENTS ?= 1000000
+BENCH_SPANS ?= 200000
 ACCURACY_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -32,12 +36,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## create .venv with the pinned dependencies (quick when nothing changed)
 
-demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipeline, the incident report
+demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipeline, the report (SOURCE=otlp: as spans)
 	$(BIN)/costwatch db start
 	$(BIN)/costwatch db init
+ifeq ($(SOURCE),otlp)
+	$(BIN)/python -m orchestration.ingest.demo --scenario $(SCENARIO) --days $(DAYS) --replace
+else
 	$(BIN)/costwatch seed --scenario $(SCENARIO) --days $(DAYS) --replace
+endif
 	$(BIN)/costwatch run --full-refresh
 	$(BIN)/costwatch triage
+	@echo
+	@$(BIN)/costwatch triage --summary
 
 test: install ## the whole suite: pytest (real PostgreSQL, dbt, Dagster), dbt tests, expectation suites
 	$(BIN)/costwatch db start
@@ -59,6 +69,7 @@ dev: install ## dagster dev on workspace.yaml against the same database
 bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour
 	$(BIN)/costwatch db start
 	$(BIN)/python -m bench.run --events $(BENCH_EVENTS)
+	$(BIN)/python -m bench.otlp --spans $(BENCH_SPANS)
 
 accuracy: install ## detection quality: every incident x onset x seed, quiet/growth/step rows, hourly replay
 	$(BIN)/costwatch db start

@@ -8,6 +8,10 @@ appended hour by hour and each pass at HH:05 sees the events created before HH:0
 has a spike covering the onset and its diagnosis (at most `REPLAY_HOURS`). The latency is the
 time from the onset to that pass: the pass that would open the incident.
 
+The incident scenarios of one seed, onset and shape share their history (the generator draws
+the same product up to the onset for each): it is built once and each row starts from a copy of
+that database, adding its own rows from the first cut on and its triggering change event.
+
 Rows without an incident (quiet, growth, decline, a lasting step, low volume) are built at a few
 coarse cuts (every `QUIET_STEP_HOURS` over the last days) and at the end; a spike in any pass
 counts as an incident. Between two cuts the detection is trusted to be causal (a pass never
@@ -46,12 +50,12 @@ RESULTS_DIR = ROOT / "bench" / "results"
 DBT_PROJECT_DIR = ROOT / "dbt_project"
 
 DAYS = 21
-EVENTS_PER_HOUR = 300
+EVENTS_PER_HOUR = 1000  # costwatch seed's default: the product as the scenarios simulate it
 LOW_VOLUME_EVENTS_PER_HOUR = 80
 REPLAY_HOURS = 10  # passes after the onset before a row counts as not found
 PASS_MINUTE = 5  # the hourly schedule's pass at HH:05 sees events created before HH:05
-QUIET_STEP_HOURS = 48  # coarse cuts of rows without an incident
-QUIET_CUT_DAYS = 8  # ... over this many last days
+QUIET_STEP_HOURS = 72  # coarse cuts of rows without an incident
+QUIET_CUT_DAYS = 6  # ... over this many last days
 SEVERE_PCT = 1.0  # spike_severe_pct: an incident at least this far above normal is severe
 GOAL_LATENCY = {
     "moderate": timedelta(hours=3, minutes=10),
@@ -209,10 +213,10 @@ def matrix(seeds: Sequence[int] = SEEDS) -> list[Row]:
                 )
     first = seeds[0]
     # Quiet data starting on each weekday, weekend ratios across 0.3-1.0 (two per weekday).
-    ratios = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
+    ratios = ((0.3, 0.7), (0.5, 1.0), (0.6, 0.4), (0.85, 0.5), (0.4, 0.65), (0.45, 0.8), (0.3, 1.0))
     for weekday in range(7):
         start = WEEK - timedelta(days=14) + timedelta(days=weekday)
-        for j, ratio in enumerate((ratios[weekday], ratios[(weekday + 3) % 7])):
+        for j, ratio in enumerate(ratios[weekday]):
             s = first + j
             rows.append(
                 Row(
@@ -349,14 +353,7 @@ def select(rows: list[Row], patterns: str | None) -> list[Row]:
 class Worker:
     """One database and one in-process dbt (parsed once), reused row after row."""
 
-    def __init__(
-        self,
-        server_url: str,
-        name: str,
-        dbt_vars: dict,
-        build: bool = True,
-        test_every_pass: bool = False,
-    ):
+    def __init__(self, server_url: str, name: str, dbt_vars: dict, tests: bool = False):
         from orchestration.database import dbt_env, url_for_database
 
         self.server_url = server_url
@@ -370,8 +367,7 @@ class Worker:
         os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
         os.environ.setdefault("COSTWATCH_DBT_THREADS", "1")
         self.vars = dbt_vars
-        self.command = "build" if build else "run"
-        self.test_every_pass = test_every_pass and build
+        self.tests = tests
         self._runner = None
 
     def _dbt(self, *args: str):
@@ -395,24 +391,23 @@ class Worker:
             raise RuntimeError(f"dbt {args[0]} failed: {detail}")
 
     def build(self, part: str = "all") -> None:
-        """`dbt build` of what detection needs: `+spike_diagnosis` ("all"), or its two halves:
-        "spikes" (`+cost_spikes`) and "diagnosis" (the rest of `+spike_diagnosis`). Tests run
-        when every parent is selected (cautious): the detection models' own tests; the hourly
-        passes' spike half runs its models only (`dbt run`, half the time) unless every pass
-        is to be tested (`--tests-every-pass`)."""
+        """The models detection needs: `+spike_diagnosis` ("all"), or its two halves, "spikes"
+        (`+cost_spikes`) and "diagnosis" (the rest). `dbt run`; with `tests`, `dbt build` with
+        the tests whose every parent is selected (the detection models' own): they check the
+        models, not detection quality, and double the cost of a pass. Seeds are always built."""
         select = {
             "all": ["+spike_diagnosis"],
             "spikes": ["+cost_spikes"],
             "diagnosis": ["+spike_diagnosis", "--exclude", "+cost_spikes"],
         }[part]
-        exclude = ["test_type:unit"]
-        if part == "diagnosis":
-            select, exclude = ["+spike_diagnosis"], ["+cost_spikes", "test_type:unit"]
-        if part == "spikes" and not self.test_every_pass:
-            self._dbt("run", "--select", *select)
+        if not self.tests:  # models, and the seeds they read (the cause catalogue)
+            self._dbt("build", "--select", *select, "--resource-type", "model",
+                      "--resource-type", "seed")  # fmt: skip
             return
+        select = ["+spike_diagnosis"] if part == "diagnosis" else select
+        exclude = ["+cost_spikes"] if part == "diagnosis" else []
         self._dbt(
-            self.command, "--select", *select, "--exclude", *exclude,
+            "build", "--select", *select, "--exclude", *exclude, "test_type:unit",
             "--indirect-selection", "cautious",
         )  # fmt: skip
 
@@ -426,14 +421,68 @@ class Worker:
             conn.execute(f'create database "{self.name}"')
         init_database(self.url)
 
-    def drop_database(self) -> None:
+    def drop_database(self, name: str | None = None) -> None:
+        self.admin(f'drop database if exists "{name or self.name}" with (force)')
+
+    def run_group(self, rows: list[Row]) -> list[Result]:
+        """Rows that share their history (the incident scenarios of one seed, onset and shape:
+        the generator draws the same product up to the onset for each): the history is built
+        once, then each row starts from a copy of that database (CREATE DATABASE ... TEMPLATE)."""
+        if len(rows) == 1:
+            return [self.run(rows[0])]
+        started = time.perf_counter()
+        try:
+            history = self.build_history(rows[0])
+        except Exception as err:  # noqa: BLE001 - reported on every row of the group
+            results = [self.run(row, failed=err) for row in rows]
+            self.drop_database(self.template)
+            return results
+        shared = (time.perf_counter() - started) / len(rows)
+        try:
+            return [self.run(row, history=history, shared_seconds=shared) for row in rows]
+        finally:
+            self.drop_database(self.template)
+
+    @property
+    def template(self) -> str:
+        return f"{self.name}_history"
+
+    def build_history(self, lead: Row) -> dict:
+        """The shared history (the `quiet` scenario's rows before the first cut: the same
+        product, seed and shape), built, read, and kept as a template database."""
+        from orchestration.database import connect
+        from orchestration.seed import generate
+
+        cut = pass_times(lead)[0]
+        data = generate("quiet", **lead.seed_kwargs())
+        self.fresh_database()
+        with connect(self.url) as conn:
+            load(conn, data, row_end=lead.end, history_until=cut, held_from=None)
+        self.build()
+        first = self.read()
+        self.drop_database(self.template)
+        self.admin(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = %s and pid <> pg_backend_pid()",
+            self.name,
+        )
+        self.admin(f'alter database "{self.name}" rename to "{self.template}"')
+        return first
+
+    def admin(self, sql: str, *params) -> None:
         from orchestration.database import connect, url_for_database
 
-        admin = url_for_database(self.server_url, "postgres")
-        with connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{self.name}" with (force)')
+        with connect(url_for_database(self.server_url, "postgres"), autocommit=True) as conn:
+            conn.execute(sql, params or None)
 
-    def run(self, row: Row) -> Result:
+    def run(
+        self,
+        row: Row,
+        *,
+        history: dict | None = None,
+        shared_seconds: float = 0.0,
+        failed: BaseException | None = None,
+    ) -> Result:
         started = time.perf_counter()
         result = Result(
             row=row.name,
@@ -445,19 +494,22 @@ class Worker:
             weekend_ratio=row.weekend_ratio,
         )
         try:
-            self._run(row, result)
+            if failed is not None:
+                raise failed
+            self._run(row, result, history)
         except Exception as err:  # noqa: BLE001 - a failed row is reported, the matrix goes on
             result.error = f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"
             if os.environ.get("COSTWATCH_DEBUG"):
                 traceback.print_exc()
-        result.seconds = round(time.perf_counter() - started, 2)
+        result.seconds = round(time.perf_counter() - started + shared_seconds, 2)
+        if shared_seconds:
+            result.timings["shared_history"] = round(shared_seconds, 2)
         judge(row, result)
         return result
 
-    def _run(self, row: Row, result: Result) -> None:
+    def _run(self, row: Row, result: Result, history: dict | None) -> None:
         from orchestration.database import connect
         from orchestration.seed import generate
-        from orchestration.seed import rows as seed_rows
 
         clock = time.perf_counter()
 
@@ -472,18 +524,23 @@ class Worker:
         if row.expects_spike:
             result.uplift = incident_uplift(row, data)
             result.severity = "severe" if result.uplift >= SEVERE_PCT else "moderate"
-        self.fresh_database()
-        with connect(self.url) as conn:
-            with conn.cursor() as cur:
-                seed_rows.write(cur, data)
-                seed_rows.upsert_flags(cur, row.end, reset=True)
-            conn.commit()
-            cuts = pass_times(row)
-            hold(conn, cuts[0])
-        lap("generate_load")
-        self.build()
-        lap("first_build")
-        passes = [self.read()]
+        cuts = pass_times(row)
+        if history is None:
+            self.fresh_database()
+            with connect(self.url) as conn:
+                load(conn, data, row_end=row.end, history_until=cuts[0], held_from=cuts[0])
+            lap("generate_load")
+            self.build()
+            lap("first_build")
+            passes = [self.read()]
+        else:
+            self.drop_database()
+            self.admin(f'create database "{self.name}" template "{self.template}"')
+            with connect(self.url) as conn:
+                load(conn, data, row_end=row.end, history_until=None, held_from=cuts[0],
+                     cause_of=row.scenario)  # fmt: skip
+            lap("generate_clone_load")
+            passes = [history]
         opening = None
         for cut in cuts[1:]:
             with connect(self.url) as conn:
@@ -580,16 +637,47 @@ HOLD_TABLES = (
 )
 
 
-def hold(conn, cut: datetime) -> None:
-    """Move every raw row at or after `cut` to the holdout schema (not yet happened)."""
-    conn.execute("create schema if not exists holdout")
-    for table, column in HOLD_TABLES:
-        conn.execute(f"create table holdout.{table} (like raw.{table})")
-        conn.execute(
-            f"with moved as (delete from raw.{table} where {column} >= %s returning *) "
-            f"insert into holdout.{table} select * from moved",
-            (cut,),
-        )
+def load(
+    conn,
+    data,
+    *,
+    row_end: datetime,
+    history_until: datetime | None,
+    held_from: datetime | None,
+    cause_of: str | None = None,
+) -> None:
+    """Write a row's data: the rows created before `history_until` into the raw tables (the
+    history), those from `held_from` on into the holdout schema (not happened yet; the passes
+    release them hour by hour). `cause_of`: on a shared history, the scenario's own change
+    event that set its incident off (1-3 hours before the onset) joins the history."""
+    from orchestration.seed import rows as seed_rows
+    from orchestration.seed.scenarios import REGISTRY
+    from orchestration.seed.timeline import to_us
+
+    with conn.cursor() as cur:
+        if history_until is not None:
+            until = to_us(history_until)
+            seed_rows.copy_rows(cur, "raw.inference_events", data.inference_rows(until_us=until))
+            seed_rows.copy_rows(cur, "raw.tool_calls", data.tool_rows(until_us=until))
+            seed_rows.copy_rows(cur, "raw.change_events", data.change_rows(until=history_until))
+            seed_rows.upsert_flags(cur, row_end, reset=True)
+        if cause_of is not None and held_from is not None:
+            cause = REGISTRY[cause_of].change
+            own = [
+                line for line in data.change_rows(until=held_from)
+                if cause is not None and line.split("\t")[4] == cause[2]
+            ]  # fmt: skip
+            seed_rows.copy_rows(cur, "raw.change_events", own)
+        if held_from is not None:
+            since = to_us(held_from)
+            cur.execute("create schema if not exists holdout")
+            for table, _ in HOLD_TABLES:
+                cur.execute(f"create table holdout.{table} (like raw.{table})")
+            seed_rows.copy_rows(
+                cur, "holdout.inference_events", data.inference_rows(since_us=since)
+            )
+            seed_rows.copy_rows(cur, "holdout.tool_calls", data.tool_rows(since_us=since))
+            seed_rows.copy_rows(cur, "holdout.change_events", data.change_rows(since=held_from))
     conn.commit()
 
 
@@ -713,15 +801,46 @@ def judge(row: Row, result: Result) -> None:
 _WORKER: Worker | None = None
 
 
-def _init_worker(server_url: str, dbt_vars: dict, build: bool, every: bool, tag: str) -> None:
+def _init_worker(server_url: str, dbt_vars: dict, tests: bool, tag: str) -> None:
     global _WORKER
-    name = f"cw_accuracy_{tag}_{os.getpid()}"
-    _WORKER = Worker(server_url, name, dbt_vars, build=build, test_every_pass=every)
+    _die_with_parent()
+    _WORKER = Worker(server_url, f"cw_accuracy_{tag}_{os.getpid()}", dbt_vars, tests=tests)
 
 
-def _run_in_worker(row: Row) -> Result:
+def _die_with_parent() -> None:
+    """A worker must not outlive the matrix (an interrupted run leaves no rows running)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_in_worker(unit: list[Row]) -> list[Result]:
     assert _WORKER is not None
-    return _WORKER.run(row)
+    return _WORKER.run_group(unit)
+
+
+def groups(rows: list[Row]) -> list[list[Row]]:
+    """Rows that can share a history: incident rows (no ramp) of the same product, seed,
+    period and onset. Every other row is a group of its own."""
+    shared: dict[tuple, list[Row]] = {}
+    alone: list[list[Row]] = []
+    for row in rows:
+        if row.kind in ("incident", "low_volume_incident") and row.magnitude == 1.0:
+            key = (row.seed, row.end, row.days, row.events_per_hour, row.weekend_ratio,
+                   row.daily_growth, row.step_factor, row.step_at, row.onset)  # fmt: skip
+            shared.setdefault(key, []).append(row)
+        else:
+            alone.append([row])
+    return [*shared.values(), *alone]
+
+
+def unit_cost(row: Row) -> float:
+    """A rough relative cost: replayed rows run several passes."""
+    return (3.0 if row.replayed else 2.0) * row.events_per_hour / EVENTS_PER_HOUR
 
 
 def _drop_in_worker() -> None:
@@ -735,37 +854,40 @@ def run_rows(
     *,
     jobs: int = 2,
     dbt_vars: dict | None = None,
-    build: bool = True,
-    test_every_pass: bool = False,
+    tests: bool = False,
     progress: bool = True,
 ) -> list[Result]:
     """Run `rows` on `jobs` worker processes; results in the order of `rows`."""
     dbt_vars = dbt_vars or {}
     tag = f"{os.getpid()}"
     order = {row.name: i for i, row in enumerate(rows)}
-    # Slowest first (replayed rows), so the workers finish together.
-    queue = sorted(rows, key=lambda r: (not r.replayed, order[r.name]))
+    # Work units: rows sharing a history together, the biggest first so the workers finish
+    # together.
+    units = sorted(groups(rows), key=lambda g: -sum(unit_cost(r) for r in g))
     results: list[Result] = []
+
+    def collect(batch: list[Result]) -> None:
+        for result in batch:
+            results.append(result)
+            if progress:
+                _progress(result, len(results), len(rows))
+
     if jobs <= 1:
-        _init_worker(server_url, dbt_vars, build, test_every_pass, tag)
+        _init_worker(server_url, dbt_vars, tests, tag)
         try:
-            for row in queue:
-                results.append(_run_in_worker(row))
-                if progress:
-                    _progress(results[-1], len(results), len(rows))
+            for unit in units:
+                collect(_run_in_worker(unit))
         finally:
             _drop_in_worker()
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
             jobs, mp_context=context, initializer=_init_worker,
-            initargs=(server_url, dbt_vars, build, test_every_pass, tag),
+            initargs=(server_url, dbt_vars, tests, tag),
         ) as pool:  # fmt: skip
-            futures = [pool.submit(_run_in_worker, row) for row in queue]
+            futures = [pool.submit(_run_in_worker, unit) for unit in units]
             for future in as_completed(futures):
-                results.append(future.result())
-                if progress:
-                    _progress(results[-1], len(results), len(rows))
+                collect(future.result())
             for _ in range(jobs):
                 pool.submit(_drop_in_worker).result()
     _drop_leftovers(server_url, tag)
@@ -786,7 +908,8 @@ def _drop_leftovers(server_url: str, tag: str) -> None:
 def _progress(result: Result, done: int, total: int) -> None:
     mark = "ok " if result.right else "BAD"
     print(
-        f"  [{done:3}/{total}] {mark} {result.row:42} {result.seconds:6.1f}s  {result.why or ''}",
+        f"  [{done:3}/{total}] {mark} {result.row:42} {result.seconds:6.1f}s "
+        f"{_fmt_latency(result):>5}  {result.why or ''}  {result.timings}",
         file=sys.stderr,
         flush=True,
     )
@@ -937,10 +1060,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"volume of ordinary rows (default {EVENTS_PER_HOUR})")  # fmt: skip
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                         help="a dbt var (repeatable), e.g. to compare methods")  # fmt: skip
-    parser.add_argument("--no-tests", action="store_true",
-                        help="dbt run instead of dbt build (skips the data tests)")  # fmt: skip
-    parser.add_argument("--tests-every-pass", action="store_true",
-                        help="run the detection models' tests on every hourly pass")  # fmt: skip
+    parser.add_argument("--tests", action="store_true",
+                        help="dbt build: the models' tests on every pass (2x slower)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -981,13 +1102,10 @@ def main(argv: list[str] | None = None) -> int:
     base = configured_url() or EmbeddedPostgres().start()
     server = url_for_database(base, "postgres")
     print(f"costwatch accuracy: {len(rows)} rows, {args.jobs} at a time, dbt "
-          f"{'run' if args.no_tests else 'build'} +spike_diagnosis"
+          f"{'build' if args.tests else 'run'} +spike_diagnosis"
           + (f", vars {variables}" if variables else ""), file=sys.stderr)  # fmt: skip
     started = time.perf_counter()
-    results = run_rows(
-        rows, server, jobs=args.jobs, dbt_vars=variables, build=not args.no_tests,
-        test_every_pass=args.tests_every_pass,
-    )  # fmt: skip
+    results = run_rows(rows, server, jobs=args.jobs, dbt_vars=variables, tests=args.tests)
     seconds = time.perf_counter() - started
 
     print(table(results))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestration.database import DatabaseError, first_line, redact
+from orchestration.ingest.cli import IngestError
 
 
 class CostwatchError(RuntimeError):
@@ -254,6 +255,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.verbose:
         os.environ["COSTWATCH_LOG_LEVEL"] = "INFO"
+    if not sys.stdout.isatty():
+        os.environ.setdefault("DBT_USE_COLORS", "false")  # no ANSI codes in a pipe or a file
     try:
         result = run_pass(full_refresh=args.full_refresh, wait_seconds=args.wait)
     except PassError as err:
@@ -271,25 +274,78 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     from orchestration.database import database_url
     from orchestration.triage import triage_markdown
 
-    sys.stdout.write(triage_markdown(database_url(), spike_id=args.spike) + "\n")
+    markdown = triage_markdown(database_url(), spike_id=args.spike)
+    if args.summary:
+        from orchestration.triage.report import summary_markdown
+
+        markdown = summary_markdown(markdown)
+    fmt = args.format or ("text" if sys.stdout.isatty() else "md")
+    if fmt == "md":
+        sys.stdout.write(markdown + "\n")
+    else:
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        # wrapped to the terminal (the default console's soft wrap would crop rendered lines)
+        Console(highlight=False).print(Markdown(markdown, hyperlinks=False))
     return 0
 
 
 def _cmd_incidents(args: argparse.Namespace) -> int:
-    from orchestration.incidents.cli import incidents_command
+    # Loaded on use: the CLI's other commands start without rich's tables and the engine.
+    from orchestration.incidents.cli import IncidentsError, incidents_command
 
-    return incidents_command(args)
+    try:
+        return incidents_command(args)
+    except IncidentsError as err:
+        raise CostwatchError(str(err)) from None
 
 
 # --------------------------------------------------------------------------- parser
+
+
+QUICK_START = """\
+quick start (embedded PostgreSQL, nothing else to install):
+  costwatch db start                                 start the database (data in .costwatch/)
+  costwatch db init                                  create the raw, app and ops tables
+  costwatch seed --scenario autosave_loop --replace  14 days of events with one incident
+  costwatch run                                      one pass: dbt, checks, incidents, alerts
+  costwatch triage                                   the filled-in runbook for the latest spike
+
+examples:
+  costwatch triage --format md > report.md           the report as Markdown, for a file or Slack
+  costwatch triage --spike spike-2026-12-01T11       an older spike (a wrong id lists the known)
+  costwatch incidents list                           the incident log; then `incidents ack ID`
+  costwatch run -v                                   the pass with dbt's and Dagster's full log
+  COSTWATCH_VAR_SPIKE_THRESHOLD_PCT=0.3 costwatch run   any dbt var, for one pass
+
+Set COSTWATCH_DATABASE_URL to use your own PostgreSQL; COSTWATCH_SLACK_WEBHOOK_URL,
+COSTWATCH_ALERT_WEBHOOK_URL or COSTWATCH_PAGERDUTY_ROUTING_KEY to send alerts (README: all).
+"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("costwatch")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="costwatch",
         description="Watch LLM inference spend and work the Cost Spike Runbook by itself.",
+        epilog=QUICK_START,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "--version", action="version", version=f"costwatch {_version()}", help="print the version"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
 
     db = sub.add_parser("db", help="the database: embedded PostgreSQL or COSTWATCH_DATABASE_URL")
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
@@ -303,11 +359,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.add_argument("--exec", nargs=argparse.REMAINDER, help="run this command with them set")
     grant = db_sub.add_parser("grant-analyst", help="let ROLE read schema marts and nothing else")
-    grant.add_argument("role")
+    grant.add_argument("role", help="an existing PostgreSQL role")
     db.set_defaults(handler=_cmd_db)
 
-    seed = sub.add_parser("seed", help="append synthetic events for a scenario")
-    seed.add_argument("--scenario", required=True, help="quiet, autosave_loop, tool_outage, ...")
+    seed = sub.add_parser(
+        "seed",
+        help="append synthetic events for a scenario",
+        description="Append synthetic events (14 days by default) with one injected incident "
+        "(10 hours before --end unless --onset says when) that lasts to --end.",
+    )
+    seed.add_argument(
+        "--scenario",
+        required=True,
+        metavar="NAME",
+        help="quiet, traffic_surge, bot_traffic, autosave_loop, undo_storm, context_bloat, "
+        "model_change, feature_abuse, tool_outage or blip (one hour only: opens nothing)",
+    )
     seed.add_argument(
         "--days", type=_positive_int, default=14, help="length of the period (default 14)"
     )
@@ -318,10 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--events-per-hour",
         type=_positive_int,
         default=None,
+        metavar="N",
         help="mean events per hour over a week (default 1000; ~80 is a small product)",
     )
-    seed.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    seed.add_argument("--end", type=_parse_end, default=None, help="ISO timestamp (default: now)")
+    seed.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="random seed (same seed, same data)"
+    )
+    seed.add_argument(
+        "--end",
+        type=_parse_end,
+        default=None,
+        metavar="TIMESTAMP",
+        help="ISO timestamp the data ends at (default: now, rounded down to the hour)",
+    )
     seed.add_argument(
         "--replace", action="store_true", help="delete the raw events first (destructive)"
     )
@@ -329,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.set_defaults(handler=_cmd_seed)
 
     prepare = sub.add_parser("prepare", help="build dbt's manifest (done by `run` when stale)")
-    prepare.add_argument("--force", action="store_true")
+    prepare.add_argument("--force", action="store_true", help="rebuild it even when current")
     prepare.set_defaults(handler=_cmd_prepare)
 
     run = sub.add_parser(
@@ -344,21 +420,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for another pass on the same database (default 900)",
     )
     run.add_argument("--json", metavar="PATH", help="also write the pass's figures and timings")
-    run.add_argument("-v", "--verbose", action="store_true", help="stream Dagster's run log")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="stream dbt's and Dagster's full run log"
+    )
     run.set_defaults(handler=_cmd_run)
 
     triage = sub.add_parser("triage", help="the filled-in runbook for the latest (or given) spike")
-    triage.add_argument("--spike", default=None, help="a spike_id (default: the latest)")
+    triage.add_argument(
+        "--spike", default=None, metavar="ID", help="a spike_id (default: the latest)"
+    )
+    triage.add_argument(
+        "--format",
+        choices=("text", "md"),
+        default=None,
+        help="text (rendered for a terminal) or md (Markdown, for files, Slack and the UI); "
+        "default: text in a terminal, md when piped",
+    )
+    triage.add_argument(
+        "--summary", action="store_true", help="only the title and the five-line on-call summary"
+    )
     triage.set_defaults(handler=_cmd_triage)
 
     incidents = sub.add_parser("incidents", help="the incident log")
     inc_sub = incidents.add_subparsers(dest="incidents_command", parser_class=_Parser)
     inc_sub.add_parser("list", help="recent incidents")
-    for name, text in (("show", "one incident"), ("ack", "acknowledge"), ("resolve", "resolve")):
+    for name, text in (
+        ("show", "one incident, with its report"),
+        ("ack", "acknowledge: no escalation, PagerDuty acknowledged"),
+        ("resolve", "resolve by hand"),
+    ):
         p = inc_sub.add_parser(name, help=text)
-        p.add_argument("incident_id", type=_positive_int)
+        p.add_argument(
+            "incident_id", type=_positive_int, metavar="ID", help="the incident's number"
+        )
     incidents.set_defaults(handler=_cmd_incidents, incidents_command="list")
+
+    from orchestration.ingest.cli import register as register_ingest
+
+    register_ingest(sub, _Parser, _positive_int)  # prices, otlp serve, ingest otlp|langfuse
     return parser
+
+
+# Commands that start the embedded PostgreSQL when it is not running.
+_STARTS_DATABASE = {"seed", "run", "triage", "incidents", "sql", "ingest", "otlp"}
+
+
+def _announce_embedded_start(args: argparse.Namespace) -> None:
+    """Say so when this command is about to start the embedded database (it keeps running)."""
+    needs = args.command in _STARTS_DATABASE or (
+        args.command == "db" and args.db_command in ("init", "env", "grant-analyst")
+    )
+    if not needs:
+        return
+    from orchestration.database import EmbeddedPostgres, configured_url
+
+    if configured_url():
+        return
+    server = EmbeddedPostgres()
+    if not server.status().running:
+        sys.stderr.write(
+            f"costwatch: starting the embedded PostgreSQL (data: {server.data_dir}); it keeps "
+            "running until `costwatch db stop`\n"
+        )
 
 
 def _defaults_for_environment() -> None:
@@ -376,8 +499,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.events_per_hour = DEFAULT_EVENTS_PER_HOUR
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        _announce_embedded_start(args)
         code = handler(args)
-    except (CostwatchError, DatabaseError) as err:
+    except (CostwatchError, DatabaseError, IngestError) as err:
         sys.stderr.write(f"costwatch: error: {first_line(err)}\n")
         code = 1
     except KeyboardInterrupt:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import importlib.util
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -42,6 +44,10 @@ def costwatch_home() -> Path:
     return Path(os.environ.get("COSTWATCH_HOME") or PROJECT_ROOT / ".costwatch").resolve()
 
 
+# `password=...` as a URL query parameter or a conninfo keyword.
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s'\"]*)", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
     """Hide the password of every libpq URL in `text` (for logs and error lines)."""
     out = []
@@ -55,7 +61,7 @@ def redact(text: str) -> str:
             except ValueError:
                 pass
         out.append(word)
-    redacted = " ".join(out)
+    redacted = _PASSWORD_PARAM.sub(r"\1***", " ".join(out))
     env_password = os.environ.get("PGPASSWORD")
     if env_password:
         redacted = redacted.replace(env_password, "***")
@@ -85,9 +91,11 @@ def validate_url(url: str) -> dict[str, str]:
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
     """Open a connection, turning every failure into one clear line."""
-    validate_url(url)
+    given = validate_url(url)
+    # Every session in UTC (CONTRACT section 2), whatever the server's or the URL's zone.
+    options = f"{given.get('options', '')} -c TimeZone=UTC".strip()
     try:
-        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, **kwargs)
+        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, options=options, **kwargs)
     except psycopg.OperationalError as err:
         raise DatabaseError(
             f"cannot connect to the database at {redact(url)}: {first_line(err)}"
@@ -100,16 +108,28 @@ def url_for_database(url: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(dbname)))
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return SUPERUSER
+
+
 def dbt_env(url: str) -> dict[str, str]:
     """Environment variables that dbt's profiles.yml reads: the same database as `url`."""
     p = validate_url(url)
+    # libpq's effective values: the URL, then PG* variables, then libpq's defaults (the user is
+    # the OS user; the database is named after the user).
+    user = p.get("user") or os.environ.get("PGUSER") or _os_user()
     env = {
-        "COSTWATCH_DB_HOST": p.get("host", "127.0.0.1"),
-        "COSTWATCH_DB_PORT": p.get("port", "5432"),
-        "COSTWATCH_DB_USER": p.get("user", os.environ.get("USER", SUPERUSER)),
-        "COSTWATCH_DB_PASSWORD": p.get("password", ""),
-        "COSTWATCH_DB_NAME": p.get("dbname", DATABASE_NAME),
-        "COSTWATCH_DB_SSLMODE": p.get("sslmode", "prefer"),
+        "COSTWATCH_DB_HOST": p.get("host") or os.environ.get("PGHOST") or "localhost",
+        "COSTWATCH_DB_PORT": p.get("port") or os.environ.get("PGPORT") or "5432",
+        "COSTWATCH_DB_USER": user,
+        "COSTWATCH_DB_PASSWORD": p.get("password") or os.environ.get("PGPASSWORD", ""),
+        "COSTWATCH_DB_NAME": p.get("dbname") or os.environ.get("PGDATABASE") or user,
+        "COSTWATCH_DB_SSLMODE": p.get("sslmode") or os.environ.get("PGSSLMODE") or "prefer",
+        # dbt's sessions in UTC too (libpq reads PGTZ).
+        "PGTZ": "UTC",
     }
     if "," in env["COSTWATCH_DB_HOST"]:
         env["COSTWATCH_DB_HOST"] = env["COSTWATCH_DB_HOST"].split(",")[0]

@@ -1,7 +1,8 @@
 """`costwatch run`: one pass of the same Dagster definitions `dagster dev` serves, in-process.
 
 A pass materializes every asset (dbt build with its tests as asset checks, the expectation
-suites), then evaluates the incident sensors once. Passes are serialised by a PostgreSQL advisory
+suites, the incident step `ops/incidents`, the triage report): the job and nothing after it.
+Passes are serialised by a PostgreSQL advisory
 lock, so two at once (or a pass and a `dagster dev` tick) never double an incident or race on a
 mart.
 """
@@ -9,6 +10,7 @@ mart.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from orchestration.database import (
     dbt_env,
     first_line,
 )
+from orchestration.dbt_log import dbt_summary
 
 PASS_LOCK_KEY = "costwatch.pass"
 
@@ -45,6 +48,7 @@ class PassResult:
     checks_warned: list[str] = field(default_factory=list)
     error: str | None = None
     incidents: str | None = None
+    dbt: str | None = None  # dbt's one line (its full log only with `costwatch run -v`)
     # Where the time went (seconds): phases of the pass, Dagster steps, dbt nodes, checks.
     timings: dict[str, float] = field(default_factory=dict)
     steps: dict[str, float] = field(default_factory=dict)
@@ -74,6 +78,8 @@ class PassResult:
             f"{len(self.materialized)} assets materialized, {self.checks_passed} checks passed, "
             f"{len(self.checks_warned)} warned, {len(self.checks_failed)} failed"
         ]
+        if self.dbt:
+            lines.append(f"  {self.dbt}")
         lines += [f"  check failed: {name}" for name in self.checks_failed]
         lines += [f"  check warned: {name}" for name in self.checks_warned]
         if self.incidents:
@@ -207,7 +213,7 @@ def run_pass(
     url: str | None = None,
     wait_seconds: float | None = None,
 ) -> PassResult:
-    """Materialize every asset through the Dagster definitions, then evaluate the sensors once."""
+    """Materialize every asset through the Dagster definitions (the incident step among them)."""
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -236,9 +242,7 @@ def run_pass(
     with pass_lock(url, wait_seconds):
         mark = lap("lock_wait", mark)
         result = _execute(full_refresh)
-        mark = lap("execute", mark)
-        result.incidents = _evaluate_sensors(url, result)
-        lap("sensors", mark)
+        lap("execute", mark)
     if not result.success:
         drop_dbt_leftovers(url)
     result.timings = timings
@@ -262,9 +266,18 @@ def _execute(full_refresh: bool) -> PassResult:
         },
     }
     started = time.monotonic()
-    outcome = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    # dagster-dbt re-emits dbt's every log line on stdout: kept to one line unless verbose.
+    verbose = os.environ.get("COSTWATCH_LOG_LEVEL", "CRITICAL").upper() != "CRITICAL"
+    captured = io.StringIO()
+    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured):
+        outcome = job.execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
     result = PassResult(
-        success=outcome.success, seconds=time.monotonic() - started, run_id=outcome.run_id
+        success=outcome.success,
+        seconds=time.monotonic() - started,
+        run_id=outcome.run_id,
+        dbt=None if verbose else dbt_summary(captured.getvalue()),
     )
     result.materialized = sorted(
         event.asset_key.to_user_string()
@@ -272,6 +285,7 @@ def _execute(full_refresh: bool) -> PassResult:
         if event.asset_key is not None
     )
     _collect_timings(instance, outcome, result)
+    _collect_incidents(outcome, result)
     for evaluation in outcome.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:
@@ -324,13 +338,19 @@ def _first_failure(outcome) -> str:
     return "the run failed"
 
 
-def _evaluate_sensors(url: str, result: PassResult) -> str | None:
-    """The incident sensors' logic, once, after the pass (what the Dagster sensors do on a tick)."""
-    try:
-        from orchestration.incidents.engine import evaluate_after_pass
-    except ImportError:
-        return None
-    try:
-        return evaluate_after_pass(url, pass_succeeded=result.success, error=result.error)
-    except DatabaseError as err:
-        return f"incident sensors could not run: {first_line(err)}"
+INCIDENTS_KEY = "ops/incidents"
+
+
+def _collect_incidents(outcome, result: PassResult) -> None:
+    """The incident step's line; a setting it could not read, or a step of it that failed,
+    fails the pass (non-zero exit) after incidents were opened and alerts sent."""
+    for event in outcome.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.to_user_string() != INCIDENTS_KEY:
+            continue
+        summary = materialization.metadata.get("summary")
+        problems = materialization.metadata.get("problems")
+        result.incidents = summary.value if summary is not None else None
+        if problems is not None and problems.value:
+            result.success = False
+            result.error = result.error or f"incident step: {problems.value}"

@@ -7,7 +7,8 @@ from importlib import resources
 
 from psycopg import sql
 
-from orchestration.database import DatabaseError, connect
+from orchestration.database import PROJECT_ROOT, DatabaseError, connect
+from orchestration.ingest.seeds import load_missing_price_seeds
 
 INIT_SQL = resources.files("orchestration") / "sql" / "init.sql"
 _ROLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
@@ -19,6 +20,7 @@ def init_database(url: str) -> None:
         # Two `db init` at once must not race on `create ... if not exists`.
         conn.execute("select pg_advisory_xact_lock(hashtext('costwatch.db_init'))")
         conn.execute(INIT_SQL.read_text())
+        load_missing_price_seeds(conn, PROJECT_ROOT / "dbt_project" / "seeds")
 
 
 def grant_analyst(url: str, role: str) -> None:

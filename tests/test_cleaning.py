@@ -32,7 +32,7 @@ CLEAN_EVENTS = [
 DIRTY_EVENTS = [
     ("exact duplicate", "duplicate", CLEAN_EVENTS[0]),
     ("later duplicate", "duplicate", ("b2", T + timedelta(hours=1), "u9", "chat", "user", 9, 9, Decimal("9"))),
-    ("invalid copy of a valid id", "missing_cost_usd", ("b3", T, "u3", "search", "retry", 1, 1, None)),
+    ("invalid copy of a valid id", "unpriced_model", ("b3", T, "u3", "search", "retry", 1, 1, None)),
     ("null id", "missing_event_id", (None, T, "u1", "chat", "user", 1, 1, Decimal("1"))),
     ("empty id", "missing_event_id", ("  ", T, "u1", "chat", "user", 1, 1, Decimal("2"))),
     ("null created_at", "missing_created_at", ("d1", None, "u1", "chat", "user", 1, 1, Decimal("1"))),
@@ -43,7 +43,7 @@ DIRTY_EVENTS = [
     ("negative input tokens", "negative_input_tokens", ("d6", T, "u1", "chat", "user", -5, 1, Decimal("1"))),
     ("null output tokens", "missing_output_tokens", ("d7", T, "u1", "chat", "user", 1, None, Decimal("1"))),
     ("negative output tokens", "negative_output_tokens", ("d8", T, "u1", "chat", "user", 1, -1, Decimal("1"))),
-    ("null cost", "missing_cost_usd", ("d9", T, "u1", "chat", "user", 1, 1, None)),
+    ("null cost, model without a price", "unpriced_model", ("d9", T, "u1", "chat", "user", 1, 1, None)),
     ("negative cost", "negative_cost_usd", ("d10", T, "u1", "chat", "user", 1, 1, Decimal("-0.01"))),
 ]  # fmt: skip
 

@@ -15,6 +15,7 @@ def test_every_dbt_unit_test_passes(db_url: str) -> None:
     declared = set(json.loads(dbt_project.manifest_path.read_text())["unit_tests"])
     assert len(declared) >= 8  # baseline, run-length, diagnosis, cleaning, ratios...
     # Unit tests read their inputs' column types from the warehouse: build every relation empty.
+    run_dbt(db_url, "seed", select="")  # the cause catalogue, which the diagnosis reads
     run_dbt(db_url, "run", "--empty", select="")
     results = run_dbt(db_url, "test", select="test_type:unit")
     ran = {r["unique_id"]: r["status"] for r in results["results"]}

@@ -128,7 +128,9 @@ def run_case(server_url: str, case: Case, target: Path, name: str) -> Case:
     try:
         with connect(url) as conn:
             case.onset = case.fill(conn)
-        args = ["run", "--select", "+spike_diagnosis"]
+        # build without tests: the models and the seeds they read (the cause catalogue)
+        args = ["build", "--exclude-resource-type", "test", "--exclude-resource-type",
+                "unit_test", "--select", "+spike_diagnosis"]  # fmt: skip
         if case.dbt_vars:
             args += ["--vars", json.dumps(case.dbt_vars)]
         result = run_dbt(url, target, *args)

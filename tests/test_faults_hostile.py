@@ -221,7 +221,7 @@ def test_error_lines_hold_no_secret(db_url: str, tmp_path: Path) -> None:
 
     report = engine.tick(db_url, settings=settings, log=Log())
     assert report.opened
-    errors = query(db_url, "select error from ops.alerts where status = 'failed'")
+    errors = query(db_url, "select error from ops.alerts where status = 'pending' and attempts > 0")
     assert len(errors) == 3 and all(e[0] for e in errors)
     found = secrets_in("\n".join([ops_text(db_url), report.summary(), *lines]), SECRET_TOKENS)
     assert found == []
@@ -233,7 +233,7 @@ def test_a_100kb_name_keeps_every_alert_within_its_channels_limits() -> None:
     )
     assert len(detail) < 400 and detail.startswith("tool_retry_storm (tool_name=<b>big</b>xx")
     incident = {
-        "incident_id": 1, "spike_id": "spike-2026112110", "severity": "high",
+        "incident_id": 1, "spike_id": "spike-2026-11-21T10", "severity": "high",
         "root_cause": "tool_retry_storm", "root_cause_detail": detail,
         "mitigation_recommended": "Circuit breaker", "excess_cost_usd": 10,
         "pct_above_baseline": 0.5, "spike_start": None,

@@ -31,7 +31,7 @@ def test_a_spike_opens_one_incident_with_cause_fix_and_follow_up(db_url):
     Marts(db_url).append(10, 10, 10, 30, 32, 31)
     settings = IncidentSettings.from_env({})
     report = engine.tick(db_url, now=NOW, settings=settings)
-    assert report.opened == ["spike-2026112003: hidden_recompute auto_save"]
+    assert report.opened == ["spike-2026-11-20T03: hidden_recompute auto_save"]
     (incident,) = rows(
         db_url,
         "select spike_id, status, severity, root_cause, root_cause_detail, "
@@ -39,15 +39,15 @@ def test_a_spike_opens_one_incident_with_cause_fix_and_follow_up(db_url):
         "excess_cost_usd from ops.incidents",
     )
     spike_id, status, severity, cause, detail, fix, follow_up, alerted, report_md, excess = incident
-    assert (spike_id, status, cause) == ("spike-2026112003", "open", "hidden_recompute")
+    assert (spike_id, status, cause) == ("spike-2026-11-20T03", "open", "hidden_recompute")
     assert severity == "high" and float(excess) == 63  # $63 excess, +210%: high
     assert "trigger_type=auto_save" in detail and "AUTO_SAVE_INTERVAL_MS = 30000" in fix
     assert follow_up == timedelta(hours=24) and alerted
-    assert "# Cost spike spike-2026112003" in report_md
+    assert "# Cost spike spike-2026-11-20T03" in report_md
     assert "hidden-recompute ratio 12.0% -> 61.0%" in report_md
     assert "after ux at 2026-11-20 01:10: editor auto-save interval lowered" in detail
     assert alerts(db_url) == [("log", "opened", "sent", 1)]  # the Dagster log, always
-    assert "1 opened (spike-2026112003: hidden_recompute auto_save)" in report.summary()
+    assert "1 opened (spike-2026-11-20T03: hidden_recompute auto_save)" in report.summary()
 
 
 def test_repeated_ticks_never_double_an_incident_or_an_alert(db_url):
@@ -113,7 +113,7 @@ def test_full_lifecycle_escalates_once_then_resolves_after_two_quiet_hours(db_ur
     assert kinds == [("escalated", 4), ("opened", 4), ("resolved", 4)]
     pagerduty = server.bodies("/v2/enqueue")
     assert [b["event_action"] for b in pagerduty] == ["trigger", "trigger", "resolve"]
-    assert {b["dedup_key"] for b in pagerduty} == {"costwatch-spike-2026112003"}
+    assert {b["dedup_key"] for b in pagerduty} == {"costwatch-spike-2026-11-20T03"}
     assert all(b["routing_key"] == ROUTING_KEY for b in pagerduty)
     webhook = server.bodies("/hooks/generic-secret-abc123")
     assert [b["event"] for b in webhook] == [
@@ -154,7 +154,10 @@ def test_a_blip_opens_nothing(db_url):
     assert report.opened == [] and rows(db_url, "select count(*) from ops.incidents") == [(0,)]
 
 
-def test_missing_detection_marts_skip_with_a_reason_but_still_alert_a_failed_pass(db_url):
+def test_a_failed_pass_only_queues_pipeline_failed(db_url):
+    """The detection models failed: no incident is opened from their marts, whatever they hold;
+    one pipeline_failed alert per channel per hour."""
+    Marts(db_url).append(10, 10, 10, 30, 32, 31)
     with hook_server() as server:
         settings = IncidentSettings.from_env(channel_env(server))
         report = engine.tick(
@@ -162,8 +165,8 @@ def test_missing_detection_marts_skip_with_a_reason_but_still_alert_a_failed_pas
         )
         again = engine.tick(db_url, now=NOW + timedelta(minutes=20), settings=settings,
                             pipeline_error="step dbt failed: boom")  # fmt: skip
-    assert report.skipped.startswith("detection marts missing: marts.cost_spikes")
-    assert "skipped (detection marts missing" in report.summary()
+    assert report.skipped == "the pass failed: step dbt failed: boom"
+    assert rows(db_url, "select count(*) from ops.incidents") == [(0,)]
     assert report.sent == 4 and again.sent == 0  # one pipeline_failed alert per channel per hour
     (body,) = server.bodies("/hooks/generic-secret-abc123")
     assert body["event"] == "pipeline.failed" and body["error"] == "step dbt failed: boom"
@@ -172,22 +175,36 @@ def test_missing_detection_marts_skip_with_a_reason_but_still_alert_a_failed_pas
     ]
 
 
-def test_evaluate_after_pass_is_what_costwatch_run_prints(db_url, monkeypatch):
+def test_the_step_summary_is_what_costwatch_run_prints(db_url, monkeypatch):
     for key in ("COSTWATCH_ALERT_WEBHOOK_URL", "COSTWATCH_SLACK_WEBHOOK_URL"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("COSTWATCH_PAGERDUTY_ROUTING_KEY", raising=False)
     Marts(db_url).append(10, 10, 10, 30, 32, 31)
-    line = engine.evaluate_after_pass(db_url, pass_succeeded=True, error=None)
-    assert line.startswith("incidents: 1 opened (spike-2026112003: hidden_recompute auto_save)")
+    line = engine.tick(db_url, now=NOW).summary()
+    assert line.startswith("incidents: 1 opened (spike-2026-11-20T03: hidden_recompute auto_save)")
     assert "1 alerts sent" in line
-    line = engine.evaluate_after_pass(db_url, pass_succeeded=True, error=None)
+    line = engine.tick(db_url, now=NOW).summary()
     assert line.startswith("incidents: 0 opened, 1 open")
 
 
-def test_bad_settings_skip_with_one_line(db_url, monkeypatch):
-    monkeypatch.setenv("COSTWATCH_COST_CAP_USD", "a lot")
-    line = engine.evaluate_after_pass(db_url, pass_succeeded=True, error=None)
-    assert line.startswith("incidents: skipped (COSTWATCH_COST_CAP_USD must be a number, got")
+def test_a_bad_setting_disables_only_the_cost_cap_and_queues_pipeline_failed(db_url, monkeypatch):
+    """COSTWATCH_COST_CAP_USD=1k: the incident still opens and pages; the setting is named in
+    one line; a pipeline_failed alert is queued and sent."""
+    for key in ("COSTWATCH_ALERT_WEBHOOK_URL", "COSTWATCH_SLACK_WEBHOOK_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("COSTWATCH_PAGERDUTY_ROUTING_KEY", raising=False)
+    monkeypatch.setenv("COSTWATCH_COST_CAP_ENABLED", "true")
+    monkeypatch.setenv("COSTWATCH_COST_CAP_USD", "1k")
+    Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    report = engine.tick(db_url, now=NOW)
+    assert report.problems == ["COSTWATCH_COST_CAP_USD must be a number, got '1k'"]
+    assert len(report.opened) == 1
+    assert rows(db_url, "select kind, status from ops.alerts order by alert_id") == [
+        ("pipeline_failed", "sent"),
+        ("opened", "sent"),
+    ]
+    assert rows(db_url, "select count(*) from ops.actions") == [(0,)]
+    assert "COSTWATCH_COST_CAP_USD" in report.summary()
 
 
 def test_an_open_incident_follows_its_growing_spike_severity_only_goes_up(db_url):

@@ -23,7 +23,7 @@ def test_list_show_ack_resolve(db_url, cli_env):
     assert "hidden_recompute" in listing and "$63.00" in listing and "open" in listing
 
     shown = run_costwatch("incidents", "show", "1", env=cli_env, check=True).stdout
-    for fact in ("spike-2026112003", "AUTO_SAVE_INTERVAL_MS = 30000", "follow-up:", "log"):
+    for fact in ("spike-2026-11-20T03", "AUTO_SAVE_INTERVAL_MS = 30000", "follow-up:", "log"):
         assert fact in shown
 
     run_costwatch("incidents", "ack", "1", env=cli_env, check=True)
@@ -52,12 +52,13 @@ def test_empty_log(db_url, cli_env):
     )
 
 
-def test_a_bad_setting_is_one_line_and_changes_nothing(db_url, cli_env):
+def test_a_bad_setting_is_one_line_and_disables_only_what_it_configures(db_url, cli_env):
     opened(db_url)
     env = {**cli_env, "COSTWATCH_ALERT_TIMEOUT_SECONDS": "soon"}
     result = run_costwatch("incidents", "resolve", "1", env=env)
-    assert result.returncode == 1
-    assert result.stderr == (
-        "costwatch: error: COSTWATCH_ALERT_TIMEOUT_SECONDS must be a number, got 'soon'\n"
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[0] == (
+        "setting ignored: COSTWATCH_ALERT_TIMEOUT_SECONDS must be a number, got 'soon'"
     )
-    assert rows(db_url, "select status from ops.incidents") == [("open",)]
+    # the timeout falls back to its default; resolving works
+    assert rows(db_url, "select status from ops.incidents") == [("resolved",)]

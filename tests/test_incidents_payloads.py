@@ -8,11 +8,11 @@ import pytest
 
 from orchestration.incidents import payloads
 from orchestration.incidents.channels import check_url
-from orchestration.incidents.settings import IncidentSettings, SettingsError
+from orchestration.incidents.settings import IncidentSettings
 
 INCIDENT = {
     "incident_id": 7,
-    "spike_id": "spike-2026112003",
+    "spike_id": "spike-2026-11-20T03",
     "spike_start": datetime(2026, 11, 20, 3, tzinfo=UTC),
     "severity": "high",
     "root_cause": "hidden_recompute",
@@ -62,7 +62,7 @@ def test_webhook_payload_is_the_contracts_json():
     }  # fmt: skip
     assert body["event"] == "incident.opened"
     assert body["spike_start"] == "2026-11-20T03:00:00+00:00"
-    assert body["dedup_key"] == "costwatch-spike-2026112003"
+    assert body["dedup_key"] == "costwatch-spike-2026-11-20T03"
     assert payloads.webhook_payload(INCIDENT, "resolved")["event"] == "incident.resolved"
 
 
@@ -78,7 +78,7 @@ def test_pagerduty_trigger_and_resolve_share_the_dedup_key():
     trigger = payloads.pagerduty_payload(INCIDENT, "opened")
     resolve = payloads.pagerduty_payload(INCIDENT, "resolved")
     assert trigger["event_action"] == "trigger" and resolve["event_action"] == "resolve"
-    assert trigger["dedup_key"] == resolve["dedup_key"] == "costwatch-spike-2026112003"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == "costwatch-spike-2026-11-20T03"
     assert trigger["payload"]["severity"] == "error"  # high
     assert payloads.pagerduty_payload(INCIDENT, "escalated")["payload"]["severity"] == "critical"
     assert "routing_key" not in trigger  # added on the wire only
@@ -113,7 +113,7 @@ def test_secrets_are_redacted_from_error_lines():
 
 def test_report_summary_has_cause_fix_and_evidence():
     spike = {
-        "spike_id": "spike-2026112003", "spike_start": INCIDENT["spike_start"], "hours": 4,
+        "spike_id": "spike-2026-11-20T03", "spike_start": INCIDENT["spike_start"], "hours": 4,
         "peak_hour": INCIDENT["spike_start"], "total_cost_usd": 140, "baseline_cost_usd": 40,
         "excess_cost_usd": 100, "pct_above_baseline": 2.5, "is_ongoing": True,
     }  # fmt: skip
@@ -134,10 +134,17 @@ def test_settings_defaults_and_errors():
         {"COSTWATCH_COST_CAP_ENABLED": "true", "COSTWATCH_SLACK_WEBHOOK_URL": "http://x/y"}
     )
     assert on.cost_cap_enabled and on.cost_cap_dry_run and on.channels == ["slack"]
-    with pytest.raises(SettingsError, match="COSTWATCH_COST_CAP_USD"):
-        IncidentSettings.from_env({"COSTWATCH_COST_CAP_USD": "lots"})
-    with pytest.raises(SettingsError, match="COSTWATCH_COST_CAP_ENABLED"):
-        IncidentSettings.from_env({"COSTWATCH_COST_CAP_ENABLED": "maybe"})
+    # An unreadable setting disables only what it configures, and is named in one line.
+    bad_usd = IncidentSettings.from_env(
+        {"COSTWATCH_COST_CAP_ENABLED": "true", "COSTWATCH_COST_CAP_USD": "lots"}
+    )
+    assert not bad_usd.cost_cap_enabled and bad_usd.escalation_enabled
+    assert bad_usd.problems == ("COSTWATCH_COST_CAP_USD must be a number, got 'lots'",)
+    bad_flag = IncidentSettings.from_env({"COSTWATCH_COST_CAP_ENABLED": "maybe"})
+    assert not bad_flag.cost_cap_enabled
+    assert bad_flag.problems[0].startswith("COSTWATCH_COST_CAP_ENABLED must be true or false")
+    bad_delay = IncidentSettings.from_env({"COSTWATCH_ESCALATE_AFTER_MINUTES": "1h"})
+    assert not bad_delay.escalation_enabled and len(bad_delay.problems) == 1
 
 
 def test_bad_urls_get_one_line_naming_the_variable():
@@ -152,13 +159,19 @@ def test_severity_thresholds_are_a_setting():
     settings = IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "1,5,10"})
     assert payloads.severity_for(2.42, 0.1, settings.severity_thresholds_usd) == "medium"
     assert payloads.severity_for(12, 0.1, settings.severity_thresholds_usd) == "critical"
-    with pytest.raises(SettingsError, match="COSTWATCH_SEVERITY_USD"):
-        IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "10,5"})
+    bad = IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "10,5"})
+    assert bad.severity_thresholds_usd == payloads.SEVERITY_THRESHOLDS_USD
+    assert bad.problems[0].startswith("COSTWATCH_SEVERITY_USD:")
 
 
-def test_detail_never_claims_more_than_the_whole_excess():
-    detail = payloads.root_cause_detail({"cause": "context_bloat", "contribution_usd": 3.19}, 2.42)
-    assert detail == "context_bloat explains $3.19 of $2.42 excess cost"
+def test_detail_quotes_one_excess_figure_and_never_more_than_all_of_it():
+    """The spike's excess is the only dollar figure; the cause's part is dbt's share of it."""
+    diagnosis = {"cause": "context_bloat", "contribution_usd": 3.19}
+    detail = payloads.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 0.9}}, 2.42)
+    assert detail == "context_bloat explains 90% of the $2.42 excess cost"
+    assert "$3.19" not in detail
+    over = payloads.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 1.3}}, 2.42)
+    assert over == "context_bloat explains all of the $2.42 excess cost"
 
 
 def test_detail_quotes_the_key_number_and_the_change_before_the_spike():
@@ -171,10 +184,11 @@ def test_detail_quotes_the_key_number_and_the_change_before_the_spike():
                                      "avg_retries_before": 0.1, "avg_retries_after": 2.5}},
             "change_events": [{"kind": "deploy", "changed_at": "2026-11-21T08:38:34+00:00",
                                "description": "search client v2"}],
+            "share_of_excess": 0.8,
         },
     }  # fmt: skip
     assert payloads.root_cause_detail(diagnosis, 50) == (
         "tool_retry_storm (tool_name=web_search): web_search failure rate 2.0% -> 40.0%; "
-        "explains $40.00 of $50.00 excess cost (80%); after deploy at 2026-11-21 08:38: "
+        "explains 80% of the $50.00 excess cost; after deploy at 2026-11-21 08:38: "
         "search client v2"
     )

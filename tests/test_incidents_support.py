@@ -108,7 +108,7 @@ class Marts:
                 hours = self.costs[first : end + 1]
                 total = sum(hours)
                 base = BASELINE * len(hours)
-                spike_id = f"spike-{self.hour(first):%Y%m%d%H}"
+                spike_id = f"spike-{self.hour(first):%Y-%m-%dT%H}"  # detection_spike_id's format
                 peak = first + hours.index(max(hours))
                 conn.execute(
                     "insert into marts.cost_spikes values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",

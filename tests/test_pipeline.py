@@ -60,7 +60,10 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     figures = json.loads((tmp_path / "pass.json").read_text())
     assert figures["success"] and not figures["checks_failed"], figures["checks_failed"]
     # Where the time went is recorded: phases, the dbt step, each model.
-    assert {"dbt_manifest", "definitions_import", "execute", "sensors"} <= set(figures["timings"])
+    # The incident step is a step of the job: nothing runs after it.
+    assert {"dbt_manifest", "definitions_import", "execute"} <= set(figures["timings"])
+    assert "sensors" not in figures["timings"]
+    assert "ops__incidents" in figures["steps"]
     assert "costwatch_dbt_assets" in figures["steps"]
     assert "marts/cost_hourly" in figures["models"]
     hours = query(db_url, "select count(*) from marts.cost_hourly")[0][0]
@@ -79,7 +82,9 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert failed.returncode == 1
     error_lines = [line for line in failed.stdout.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1, failed.stdout[-3000:]
-    assert "dbt did not build cost_baseline_hourly" in error_lines[0]
+    # The models that read the broken var are named (the feature baseline reads it too).
+    broken_models = error_lines[0].split("dbt did not build ", 1)[1].split(" because")[0]
+    assert "cost_baseline_hourly" in broken_models.split(", ")
     assert "Traceback" not in failed.stdout + failed.stderr
     assert (
         query(db_url, "select count(*), sum(total_cost_usd) from marts.cost_baseline_hourly")

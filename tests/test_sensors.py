@@ -1,21 +1,25 @@
-"""The Dagster side on a real database and a real (ephemeral) Dagster instance: the incident
-sensor and its cursor, the run-failure alert, and the `cost_spikes` asset check."""
+"""The Dagster side on a real database and a real (ephemeral) Dagster instance: the
+`ops/incidents` asset downstream of the detection marts, the sensors that only launch runs
+(with a run_key, or a SkipReason), the run-failure alert, and the `cost_spikes` asset check."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import dagster as dg
+import psycopg
 import pytest
 
-from orchestration.incidents import sensors
-from orchestration.incidents.sensors import (
+from orchestration.defs import incidents as incident_defs
+from orchestration.defs.incident_checks import spike_asset_checks
+from orchestration.defs.incidents import (
+    COST_BASELINE,
     COST_SPIKES,
     SPIKE_DIAGNOSIS,
-    incident_sensor,
+    evaluate_due_sensor,
+    evaluate_raw_data_sensor,
+    incident_assets,
     pipeline_failure_alert,
-    spike_asset_checks,
 )
 from orchestration.resources import PostgresResource
 from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
@@ -31,9 +35,9 @@ def instance():
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The sensors' clock, moved by the test."""
+    """The incident step's clock, moved by the test."""
     state = {"now": NOW}
-    monkeypatch.setattr(sensors, "utcnow", lambda: state["now"])
+    monkeypatch.setattr(incident_defs, "utcnow", lambda: state["now"])
     return state
 
 
@@ -48,78 +52,117 @@ def no_channels(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def materialize_detection(instance: dg.DagsterInstance) -> None:
-    for key in (COST_SPIKES, SPIKE_DIAGNOSIS):
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key))
-
-
 def reason(result: dg.SensorResult) -> str:
     return result.skip_reason.skip_message
 
 
-def tick(instance, url: str, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"database": PostgresResource(url=url)}
+def detection_stand_in(spikes_check_passes: bool):
+    """Stands in for the dbt models (the test wrote their tables), with cost_spikes' error
+    check passing or failing."""
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(COST_BASELINE),
+            dg.AssetSpec(COST_SPIKES),
+            dg.AssetSpec(SPIKE_DIAGNOSIS),
+        ],
+        check_specs=[dg.AssetCheckSpec("not_null_spike_id", asset=COST_SPIKES)],
     )
-    return incident_sensor(context)
+    def detection_marts():
+        yield dg.MaterializeResult(asset_key=COST_BASELINE)
+        yield dg.MaterializeResult(asset_key=COST_SPIKES)
+        yield dg.AssetCheckResult(
+            asset_key=COST_SPIKES,
+            check_name="not_null_spike_id",
+            passed=spikes_check_passes,
+            severity=dg.AssetCheckSeverity.ERROR,
+        )
+        yield dg.MaterializeResult(asset_key=SPIKE_DIAGNOSIS)
+
+    return detection_marts
 
 
-def test_sensor_opens_on_materialization_and_its_cursor_makes_idle_ticks_free(
-    db_url, instance, clock, monkeypatch
-):
-    marts = Marts(db_url).append(10, 10, 10, 30, 32, 31)
-    materialize_detection(instance)
-    with hook_server() as server:
-        for key, value in channel_env(server).items():
-            monkeypatch.setenv(key, value)
-        server.script = [500]  # the webhook is down on the first try
-
-        first = tick(instance, db_url, None)
-        assert "1 opened (spike-2026112003: hidden_recompute auto_save)" in reason(first)
-        assert "1 failed (retry later)" in reason(first)
-        cursor = json.loads(first.cursor)
-        assert cursor["marts/cost_spikes"] and cursor["marts/spike_diagnosis"]
-        assert cursor["due"] == (NOW + timedelta(seconds=30)).isoformat()  # the retry
-        assert rows(db_url, "select count(*) from ops.incidents") == [(1,)]
-
-        # Nothing new and nothing due: the tick skips without touching the database.
-        clock["now"] = NOW + timedelta(seconds=10)
-        with monkeypatch.context() as patched:
-            patched.setattr(sensors.engine, "tick", lambda *a, **k: pytest.fail("no work"))
-            idle = tick(instance, db_url, first.cursor)
-        assert reason(idle).startswith("no new materialization of marts/cost_spikes")
-        assert "next retry or escalation check at" in reason(idle)
-        assert idle.cursor == first.cursor
-
-        # The retry falls due: the down channel is delivered, still one incident.
-        clock["now"] = NOW + timedelta(seconds=45)
-        retry = tick(instance, db_url, first.cursor)
-        assert "0 opened" in reason(retry) and "1 alerts sent" in reason(retry)
-        assert json.loads(retry.cursor)["due"] == (NOW + timedelta(minutes=60)).isoformat()
-        assert len(server.bodies("/hooks/generic-secret-abc123")) == 2
-
-        # New hours arrive (a materialization) after the hour: escalation.
-        marts.append(40)
-        materialize_detection(instance)
-        clock["now"] = NOW + timedelta(minutes=70)
-        escalated = tick(instance, db_url, retry.cursor)
-        assert "1 escalated" in reason(escalated)
-        assert json.loads(escalated.cursor)["due"] is None
-
-        # Two quiet hours: resolved, PagerDuty resolve sent.
-        marts.append(10, 10)
-        materialize_detection(instance)
-        clock["now"] = NOW + timedelta(hours=3)
-        resolved = tick(instance, db_url, escalated.cursor)
-        assert "1 resolved" in reason(resolved) and "0 open" in reason(resolved)
-        assert server.bodies("/v2/enqueue")[-1]["event_action"] == "resolve"
-    kinds = rows(db_url, "select kind, count(*) from ops.alerts group by 1 order by 1")
-    assert kinds == [("escalated", 4), ("opened", 4), ("resolved", 4)]
+def run_pass(instance, url: str, spikes_check_passes: bool = True) -> dg.ExecuteInProcessResult:
+    marts = detection_stand_in(spikes_check_passes)
+    (incidents,) = incident_assets(set(marts.keys))
+    return dg.materialize(
+        [marts, incidents],
+        instance=instance,
+        resources={"database": PostgresResource(url=url)},
+        raise_on_error=False,
+    )
 
 
-def test_sensor_skips_with_a_reason_when_the_detection_marts_are_missing(db_url, instance, clock):
-    result = tick(instance, db_url, None)
-    assert "detection marts missing: marts.cost_spikes" in reason(result)
+def incidents_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    (event,) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == incident_defs.INCIDENTS
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_the_incident_step_runs_in_the_pass_after_the_diagnosis(db_url, instance, clock):
+    Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    result = run_pass(instance, db_url)
+    assert result.success
+    meta = incidents_metadata(result)
+    assert (meta["incidents_opened"], meta["alerts_sent"], meta["alerts_pending"]) == (1, 1, 0)
+    assert meta["problems"] == ""
+    assert rows(db_url, "select spike_id, root_cause from ops.incidents") == [
+        ("spike-2026-11-20T03", "hidden_recompute")
+    ]
+    # The step ran after the marts it reads, in the same run.
+    order = [
+        e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START
+    ]
+    assert order.index("ops__incidents") > order.index("detection_marts")
+    # The next pass: nothing new, nothing doubled.
+    clock["now"] = NOW + timedelta(minutes=30)
+    assert incidents_metadata(run_pass(instance, db_url))["incidents_opened"] == 0
+    assert rows(db_url, "select count(*) from ops.alerts") == [(1,)]
+
+
+def test_a_failed_detection_check_only_queues_pipeline_failed(db_url, instance, clock):
+    Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    meta = incidents_metadata(run_pass(instance, db_url, spikes_check_passes=False))
+    assert meta["incidents_opened"] == 0
+    assert "marts/cost_spikes:not_null_spike_id" in meta["problems"]
+    assert rows(db_url, "select count(*) from ops.incidents") == [(0,)]
+    assert rows(db_url, "select kind, status from ops.alerts") == [("pipeline_failed", "sent")]
+
+
+def test_due_sensor_launches_the_step_when_a_retry_falls_due(db_url, instance, clock):
+    context = dg.build_sensor_context(instance=instance)
+    assert reason(evaluate_due_sensor(context)) == "ops/incidents was never materialized"
+    Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    run_pass(instance, db_url)  # opens the incident: escalation check due in an hour
+    result = evaluate_due_sensor(dg.build_sensor_context(instance=instance), now=NOW)
+    assert reason(result).startswith("next retry, escalation or follow-up at ")
+    later = NOW + timedelta(hours=2)
+    result = evaluate_due_sensor(dg.build_sensor_context(instance=instance), now=later)
+    (request,) = result.run_requests
+    assert request.run_key.startswith("incidents-due-")
+    again = evaluate_due_sensor(
+        dg.build_sensor_context(instance=instance, cursor=result.cursor), now=later
+    )
+    assert not again.run_requests and "already requested" in reason(again)
+
+
+def test_raw_data_sensor_launches_a_pass_on_new_events_only(db_url, instance):
+    context = dg.build_sensor_context(instance=instance)
+    assert reason(evaluate_raw_data_sensor(context, db_url)) == "no raw events yet"
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "insert into raw.inference_events (event_id, created_at) values ('e1', %s)", (T0,)
+        )
+    result = evaluate_raw_data_sensor(dg.build_sensor_context(instance=instance), db_url)
+    (request,) = result.run_requests
+    assert request.run_key == f"raw-{T0.isoformat()}"
+    again = evaluate_raw_data_sensor(
+        dg.build_sensor_context(instance=instance, cursor=result.cursor), db_url
+    )
+    assert not again.run_requests and reason(again).startswith("no raw events newer than")
 
 
 def test_run_failure_sensor_alerts_on_call_once_per_hour(db_url, instance, clock, monkeypatch):
@@ -154,16 +197,16 @@ def test_run_failure_sensor_alerts_on_call_once_per_hour(db_url, instance, clock
 
 
 @dg.multi_asset(specs=[dg.AssetSpec(COST_SPIKES), dg.AssetSpec(SPIKE_DIAGNOSIS)])
-def detection_marts():
+def detection_marts_only():
     """Stands in for the dbt models: the test wrote their tables already."""
     yield dg.MaterializeResult(asset_key=COST_SPIKES)
     yield dg.MaterializeResult(asset_key=SPIKE_DIAGNOSIS)
 
 
 def run_check(url: str) -> dg.AssetCheckEvaluation:
-    checks = spike_asset_checks([detection_marts])
+    checks = spike_asset_checks([detection_marts_only])
     result = dg.materialize(
-        [detection_marts, *checks], resources={"database": PostgresResource(url=url)}
+        [detection_marts_only, *checks], resources={"database": PostgresResource(url=url)}
     )
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation
@@ -175,7 +218,7 @@ def test_asset_check_warns_while_a_sustained_spike_is_open(db_url):
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.check_name == "no_sustained_spike_open"
     meta = {k: v.value for k, v in evaluation.metadata.items()}
-    assert meta["spike_id"] == "spike-2026112003"
+    assert meta["spike_id"] == "spike-2026-11-20T03"
     assert meta["spike_start"] == (T0 + timedelta(hours=3)).timestamp()
     assert meta["excess_cost_usd"] == 63.0 and meta["root_cause"] == "hidden_recompute"
     assert "trigger_type=auto_save" in meta["root_cause_detail"]

@@ -84,11 +84,22 @@ def _inject_hostile(conn: psycopg.Connection, start: datetime) -> None:
 
 
 def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
-    """Every model, with its own target path (parallel runs and edits never share a manifest)."""
+    """Every model and seed, own target path (parallel runs and edits never share a manifest)."""
     env = {**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.update(DBT_TARGET_PATH=str(target), DBT_LOG_PATH=str(target / "logs"))
     return subprocess.run(
-        [DBT, "run", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"],
+        [
+            DBT,
+            "build",
+            "--exclude-resource-type",
+            "test",
+            "--exclude-resource-type",
+            "unit_test",
+            "--project-dir",
+            "dbt_project",
+            "--profiles-dir",
+            "dbt_project",
+        ],  # fmt: skip
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -197,14 +208,19 @@ def test_report_names_the_cause_and_quotes_the_marts(
     # the root cause from marts.spike_diagnosis, with its contribution
     rank1 = query(
         url,
-        "select cause, contribution_usd, trigger_type, tool_name, feature "
-        "from marts.spike_diagnosis where spike_id = %s and rank = 1",
+        "select d.cause, c.excess_usd, d.trigger_type, d.tool_name, d.feature, "
+        "(d.evidence ->> 'share_of_excess')::float8 "
+        "from marts.spike_diagnosis as d join marts.spike_causes as c using (spike_id, rank) "
+        "where d.spike_id = %s and d.rank = 1",
         (spike_id,),
     )[0]
     assert rank1[0] == cause
+    # one excess figure: the cause's part is dbt's share of cost_spikes.excess_cost_usd
+    assert float(rank1[1]) == pytest.approx(rank1[5] * float(spike["excess_cost_usd"]))
     causes = report.split("## Causes, ranked")[1].split("## Step 7")[0]
     assert f"| 1 | {escape_md(cause)} |" in causes
     assert f"**{escape_md(value)}**" in causes and money(rank1[1]) in causes
+    assert f"of the spike's {money(spike['excess_cost_usd'])} excess" in causes
 
     # step 2: requests and unique users per hour in the spike window (marts.cost_hourly)
     requests, users = _window_means(
@@ -286,8 +302,13 @@ def test_incident_report_is_the_triage_report_with_its_chart(built: Built) -> No
         (spike["spike_id"],),
     )[0]
     triage = _triage(built, spike["spike_id"])
-    # the same report; only step 8's live fields (alert delivery) may have moved since it opened
-    assert report_md.split("## Step 8")[0] == triage.split("## Step 8")[0]
+    # the same report; only the live fields (the incident's number in the summary, alert
+    # delivery in step 8) may have moved since it opened
+    assert (
+        report_md.split("## Step 1")[1].split("## Step 8")[0]
+        == (triage.split("## Step 1")[1].split("## Step 8")[0])
+    )
+    assert "- **Incident:** opened with this report" in report_md.split("## Step 1")[0]
     chart = bytes(chart)
     assert chart.startswith(PNG_MAGIC)
     path = built.home / "reports" / f"{spike['spike_id']}.png"
@@ -377,7 +398,12 @@ def test_no_spike_shows_the_last_48_hours(built: Built) -> None:
 def test_unknown_spike_and_missing_marts_are_one_line(built: Built, db_url: str, tmp_path) -> None:
     result = run_costwatch("triage", "--spike", "spike-1999", env=built.env)
     assert result.returncode == 1
-    assert result.stderr.strip() == "costwatch: error: no spike 'spike-1999' in marts.cost_spikes"
+    known = [r[0] for r in query(built.spiky, "select spike_id from marts.cost_spikes")]
+    assert result.stderr.startswith(
+        "costwatch: error: no spike 'spike-1999' in marts.cost_spikes; known spikes, newest first: "
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(known) >= 3 and all(spike_id in result.stderr for spike_id in known)
     empty = run_costwatch("triage", env=costwatch_env(db_url, tmp_path))
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
     assert len(empty.stderr.strip().splitlines()) == 1
@@ -391,3 +417,82 @@ def test_incident_report_falls_back_without_breaking_the_transaction(db_url: str
     with connect(db_url) as conn, conn.transaction():
         assert incident_report(conn, "spike-x", {"status": "open"}) is None
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_summary_opens_the_report_with_one_excess_figure(built: Built) -> None:
+    """Five lines on top: incident, excess (the one figure), cause with its key number,
+    likely trigger, action with the ack command; the same figure in the causes and the chart."""
+    for scenario, _cause, _column, value in SCENARIOS:
+        spike = _spike_for(built.spiky, built.onsets[scenario])
+        report = _triage(built, spike["spike_id"])
+        top = report.split("## Step 1")[0]
+        lines = [line for line in top.splitlines() if line.startswith("- **")]
+        assert [line.split(":**")[0] for line in lines] == [
+            "- **Incident", "- **Excess", "- **Cause", "- **Likely trigger", "- **Action",
+        ]  # fmt: skip
+        (incident_id, title, action) = query(
+            built.spiky,
+            "select i.incident_id, c.title, c.action from ops.incidents as i "
+            "join marts.spike_causes as c on c.spike_id = i.spike_id and c.rank = 1 "
+            "where i.spike_id = %s",
+            (spike["spike_id"],),
+        )[0]
+        assert lines[0].startswith(f"- **Incident:** #{incident_id} (")
+        assert f"**{money(spike['excess_cost_usd'])}** so far" in lines[1]
+        assert lines[2].startswith(f"- **Cause:** {escape_md(title)} (**{escape_md(value)}**)")
+        assert action in lines[4] and f"`costwatch incidents ack {incident_id}`" in lines[4]
+        # one excess figure: the summary's, the causes section's and the chart's title
+        excess = money(spike["excess_cost_usd"])
+        assert f"of the spike's {excess} excess" in report.split("## Causes, ranked")[1]
+        from orchestration.triage.report import chart_title
+
+        assert excess in chart_title(spike)
+        (stored,) = query(
+            built.spiky,
+            "select excess_cost_usd from ops.incidents where spike_id = %s",
+            (spike["spike_id"],),
+        )[0]
+        assert money(stored) == excess
+    autosave = _triage(built, _spike_for(built.spiky, built.onsets["autosave_loop"])["spike_id"])
+    assert "- **Likely trigger:** ux change" in autosave
+
+
+def test_a_diagnosis_var_override_changes_the_reports_verdict(
+    built: Built, server_url: str, tmp_path: Path
+) -> None:
+    """The report reads dbt's verdicts: a COSTWATCH_VAR_ threshold changes what it says."""
+    from orchestration.database import url_for_database
+    from orchestration.settings import dbt_vars
+
+    spike_id = _spike_for(built.spiky, built.onsets["autosave_loop"])["spike_id"]
+    default = _triage(built, spike_id).split("## Step 3")[1].split("## Step 4")[0]
+    assert "hidden recompute rose" in default
+    name = f"cw_test_triage_vars_{os.getpid()}"
+    source = built.spiky.rsplit("/", 1)[1].split("?")[0]
+    with connect(server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}" template "{source}"')
+    url = url_for_database(server_url, name)
+    try:
+        overrides = dbt_vars({"COSTWATCH_VAR_DIAGNOSIS_HIDDEN_RATIO_RISE": "0.9"})
+        env = {**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        env.update(DBT_TARGET_PATH=str(tmp_path / "t"), DBT_LOG_PATH=str(tmp_path / "logs"))
+        import json
+
+        run = subprocess.run(
+            [DBT, "run", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project",
+             "--select", "int_diagnosis_windows+", "--vars", json.dumps(overrides)],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:]
+        changed = triage_markdown(url, spike_id).split("## Step 3")[1].split("## Step 4")[0]
+        assert "hidden recompute ratio steady" in changed
+        (signal,) = query(
+            url,
+            "select is_signal from marts.spike_runbook_steps "
+            "where spike_id = %s and step = 3 and metric = 'hidden_ratio'",
+            (spike_id,),
+        )[0]
+        assert signal is False
+    finally:
+        drop_database(server_url, name)

@@ -102,45 +102,56 @@ def test_numbers() -> None:
     assert money(None) == "n/a"
 
 
-def _sums(before: dict, after: dict, hours: float = 2) -> dict:
-    return {"before": before, "after": {**after, "hours": hours}}
+def _step(step: int, metric: str, subject: str | None, before, after, **extra) -> dict:
+    """A row of marts.spike_runbook_steps as dbt writes it."""
+    change = None if before is None or after is None else after - before
+    return {"step": step, "metric": metric, "subject": subject, "before": before,
+            "after": after, "change": change, **extra}  # fmt: skip
 
 
-def test_sections_escape_feature_and_tool_names() -> None:
-    traffic = _sums({"requests": 100}, {"requests": 120})
-    features = {
-        HOSTILE_FEATURE: {"before": {"requests": 2, "cost_usd": 0.1}, "after": {
-            "requests": 40, "cost_usd": 3.0}},
-        "chat": {"before": {"requests": 98, "cost_usd": 1.0}, "after": {
-            "requests": 80, "cost_usd": 0.9}},
-    }  # fmt: skip
-    tools = {
-        HOSTILE_TOOL: {"before": {"calls": 10, "failures": 0, "retries": 0}, "after": {
-            "calls": 30, "failures": 15, "retries": 45}},
-    }  # fmt: skip
-    text = "\n".join(
-        s.step5(features, traffic, {"feature_concentration"})
-        + s.step6(tools, traffic, {"tool_retry_storm"})
-    )
+def test_sections_escape_names_and_render_the_marts_numbers_and_verdicts() -> None:
+    rows5 = [
+        _step(5, "requests_per_hour", HOSTILE_FEATURE, 1.0, 20.0, subject_rank=1),
+        _step(5, "cost_usd", HOSTILE_FEATURE, 0.1, 3.0, subject_rank=1),
+        _step(5, "share_of_cost_change", HOSTILE_FEATURE, None, 1.0357, subject_rank=1,
+              is_signal=True),
+        _step(5, "cost_usd", "chat", 1.0, 0.9, subject_rank=2),
+    ]  # fmt: skip
+    rows6 = [
+        _step(6, "calls_per_hour", HOSTILE_TOOL, 5.0, 15.0, subject_rank=1),
+        _step(6, "failure_rate", HOSTILE_TOOL, 0.0, 0.5, subject_rank=1, is_signal=True),
+        _step(6, "avg_retries", HOSTILE_TOOL, 0.0, 1.5, subject_rank=1, is_signal=True),
+    ]
+    text = "\n".join(s.step5(s.Step(rows5), set()) + s.step6(s.Step(rows6), set()))
     assert "<script>" not in text and "<b>" not in text
     assert escape_md(HOSTILE_FEATURE) in text
     assert escape_md(HOSTILE_TOOL) in text
-    # the feature carries (3.0 - 0.1) of (3.9 - 1.1) net excess
-    assert "+$2.90" in text and pct(2.9 / 2.8) in text
-    # failure rate 0% -> 50%, avg retries 1.50 per call, per-hour calls 15.0
+    # the mart's numbers, as given: cost change, share, failure rates, retries, calls per hour
+    assert "+$2.90" in text and pct(1.0357) in text
     assert "| 0.0% | 50.0% |" in text and "1.50" in text and "15.0" in text
+    # and its verdicts: dbt's is_signal says the feature dominates and the tool fails
+    assert "one feature drives the cost" in text and "failing tools: **" in text
+    quiet = [{**r, "is_signal": False} for r in rows5]
+    assert "spread over several features" in "\n".join(s.step5(s.Step(quiet), set()))
 
 
 def test_causes_and_mitigation_escape_names_and_keep_code_blocks_closed() -> None:
-    diagnosis = {
+    from orchestration.triage import catalogue
+
+    hostile = "x```\nimport os"
+    cause = {
         "rank": 1,
         "cause": "feature_concentration",
-        "feature": "x```\nimport os",
-        "contribution_usd": 2.0,
-        "evidence": {"cost_usd": {"excess": 2.5}, "share_of_excess": 0.8},
+        "title": "one feature dominates",
+        "detail": hostile,
+        "excess_usd": 2.0,
+        "share_of_excess": 0.8,
+        "recommended_fix": catalogue.fix("feature_concentration", hostile),
     }
-    text = "\n".join(s.causes_section([diagnosis], 2.4) + s.step7([diagnosis]))
+    summary = {"excess_cost_usd": 2.5, "unexplained_usd": 0.5}
+    text = "\n".join(s.causes_section([cause], summary) + s.step7([cause]))
     assert "80%" in text and "$2.00" in text and "$2.50" in text
+    assert "| not explained |" in text and "$0.50" in text
     assert text.count("```") % 2 == 0
     assert "\nimport os" not in text
 

@@ -17,6 +17,7 @@ from dagster_dbt import (
 )
 
 from orchestration.checks.runner import warm_up
+from orchestration.ingest.seeds import unchanged_seeds
 from orchestration.project import dbt_project
 from orchestration.settings import dbt_vars
 
@@ -61,6 +62,10 @@ def costwatch_dbt_assets(
         args += ["--vars", json.dumps(variables)]
     if config.full_refresh:
         args.append("--full-refresh")
+    elif os.environ.get("COSTWATCH_DATABASE_URL"):
+        unchanged = unchanged_seeds(os.environ["COSTWATCH_DATABASE_URL"], dbt_project.manifest_path)
+        if unchanged:  # dbt reloads every seed on every build: skip those already loaded
+            args += ["--exclude", " ".join(unchanged)]
     # A failing dbt test is a failed asset check (shown, counted, and the checks downstream still
     # run); a model that cannot be built fails the step.
     invocation = dbt.cli(args, context=context, raise_on_error=False)

@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from orchestration.database import connect, database_url
+from orchestration.incidents import alert_store, delivery, engine, store
+from orchestration.incidents.settings import IncidentSettings
+from orchestration.triage.formatting import strip_control
+
+# Control characters other than newline and tab (escape sequences would reach the terminal).
+_BLOCK_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _console():
+class IncidentsError(RuntimeError):
+    """A one-line error of `costwatch incidents` (the CLI prints it and exits non-zero)."""
+
+
+def _console() -> Console:
     """rich, wide enough when piped that a table is never cut to 80 columns."""
-    import sys
-
-    from rich.console import Console
-
     width = None if sys.stdout.isatty() else 160
     return Console(highlight=False, soft_wrap=True, width=width)
 
 
+def _t(value: Any) -> str:
+    """Text from the data, safe for rich: no markup, no control characters."""
+    return escape(strip_control("" if value is None else str(value)))
+
+
 def _when(value: Any) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if isinstance(value, datetime) else ""
+    if not isinstance(value, datetime):
+        return ""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _money(value: Any) -> str:
@@ -36,47 +55,47 @@ def _user() -> str:
 
 
 def incidents_command(args: argparse.Namespace, url: str | None = None) -> int:
-    """Dispatch `costwatch incidents ...`; errors surface as CostwatchError / DatabaseError."""
-    from orchestration.cli import CostwatchError
-    from orchestration.incidents import engine, store
-    from orchestration.incidents.settings import IncidentSettings, SettingsError
-
+    """Dispatch `costwatch incidents ...`; errors surface as IncidentsError / DatabaseError."""
     url = url or database_url()
     command = getattr(args, "incidents_command", None) or "list"
     out = _console()
     with connect(url) as conn:
         if store.missing_tables(conn, ("ops.incidents", "ops.alerts")):
-            raise CostwatchError("the ops tables are missing: run `costwatch db init`")
+            raise IncidentsError("the ops tables are missing: run `costwatch db init`")
         if command == "list":
             _list(out, store.list_incidents(conn))
             return 0
         incident_id = int(args.incident_id)
         incident = store.incident(conn, incident_id)
         if incident is None:
-            raise CostwatchError(f"no incident {incident_id} (see `costwatch incidents list`)")
+            raise IncidentsError(f"no incident {incident_id} (see `costwatch incidents list`)")
         now = datetime.now(UTC)
         if command == "show":
             _show(
                 out,
                 incident,
-                store.alerts_for(conn, incident_id),
-                store.actions_for(conn, incident_id),
+                alert_store.alerts_for(conn, incident_id),
+                alert_store.actions_for(conn, incident_id),
             )
             return 0
+        settings = IncidentSettings.from_env()
+        for problem in settings.problems:
+            print(f"setting ignored: {strip_control(problem)}", file=sys.stderr)
         if command == "ack":
+            # Stops escalation; PagerDuty hears it on the incident's dedup_key.
+            first = incident["acknowledged_at"] is None
             store.mark_acknowledged(conn, incident_id, now, _user())
+            if first and incident["status"] == "open":
+                delivery.queue_incident_alerts(conn, incident_id, "acknowledged", now, settings)
             conn.commit()
-            out.print(f"incident {incident_id} acknowledged")
+            report = engine.deliver_pending(url, settings, now)
+            out.print(f"incident {incident_id} acknowledged; {report.sent} alerts sent")
             return 0
         if command == "resolve":
-            try:
-                settings = IncidentSettings.from_env()
-            except SettingsError as err:
-                raise CostwatchError(str(err)) from None
             if not store.mark_resolved(conn, incident_id, now, _user()):
                 out.print(f"incident {incident_id} was already resolved")
                 return 0
-            engine.queue_incident_alerts(conn, incident_id, "resolved", now, settings)
+            delivery.queue_incident_alerts(conn, incident_id, "resolved", now, settings)
             conn.commit()
             report = engine.deliver_pending(url, settings, now)
             out.print(
@@ -84,12 +103,10 @@ def incidents_command(args: argparse.Namespace, url: str | None = None) -> int:
                 + (f", {report.failed} failed (retried by the next tick)" if report.failed else "")
             )
             return 0
-    raise CostwatchError(f"unknown incidents command {command!r}")
+    raise IncidentsError(f"unknown incidents command {command!r}")
 
 
-def _list(out, incidents: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
+def _list(out: Console, incidents: list[dict[str, Any]]) -> None:
     if not incidents:
         out.print("no incidents")
         return
@@ -115,38 +132,37 @@ def _list(out, incidents: list[dict[str, Any]]) -> None:
             f", {i['alerts_failed']} failed" if i["alerts_failed"] else ""
         )
         table.add_row(
-            str(i["incident_id"]), status, i["severity"] or "", _when(i["spike_start"]),
-            i["root_cause"] or "", _money(i["excess_cost_usd"]), alerts, _when(i["opened_at"]),
+            str(i["incident_id"]), status, _t(i["severity"]), _when(i["spike_start"]),
+            _t(i["root_cause"]), _money(i["excess_cost_usd"]), alerts, _when(i["opened_at"]),
         )  # fmt: skip
     out.print(table)
 
 
 def _show(
-    out, i: dict[str, Any], alerts: list[dict[str, Any]], actions: list[dict[str, Any]]
+    out: Console, i: dict[str, Any], alerts: list[dict[str, Any]], actions: list[dict[str, Any]]
 ) -> None:
-    from rich.table import Table
-
     out.print(
-        f"[bold]Incident {i['incident_id']}[/bold]: spike {i['spike_id']} "
-        f"({i['status']}, {i['severity']})"
+        f"[bold]Incident {i['incident_id']}[/bold]: spike {_t(i['spike_id'])} "
+        f"({_t(i['status'])}, {_t(i['severity'])})"
     )
     facts = [
         ("spike start", _when(i["spike_start"])),
         ("opened", _when(i["opened_at"])),
-        ("acknowledged", f"{_when(i['acknowledged_at'])} {i.get('acknowledged_by') or ''}".strip()),
+        ("acknowledged", f"{_when(i['acknowledged_at'])} {_t(i.get('acknowledged_by'))}".strip()),
         ("escalated", _when(i["escalated_at"])),
-        ("resolved", f"{_when(i['resolved_at'])} {i.get('resolved_by') or ''}".strip()),
-        ("follow-up", _when(i["follow_up_at"])),
+        ("resolved", f"{_when(i['resolved_at'])} {_t(i.get('resolved_by'))}".strip()),
+        ("reopened", _when(i.get("reopened_at"))),
+        ("follow-up", f"{_when(i['follow_up_at'])} {_t(i.get('follow_up_result'))}".strip()),
         ("excess cost", _money(i["excess_cost_usd"])),
-        ("root cause", f"{i['root_cause']}: {i['root_cause_detail']}"),
-        ("mitigation applied", i["mitigation_applied"] or "none yet"),
+        ("root cause", f"{_t(i['root_cause'])}: {_t(i['root_cause_detail'])}"),
+        ("mitigation applied", _t(i["mitigation_applied"]) or "none yet"),
         ("alert created", "yes" if i["alert_created"] else "no"),
     ]
     for name, value in facts:
         if value:
             out.print(f"  {name + ':':<20}{value}")
     out.print("\n[bold]Recommended mitigation[/bold]")
-    out.print(i["mitigation_recommended"] or "")
+    out.print(_t(i["mitigation_recommended"]))
     if alerts:
         table = Table(box=None, header_style="bold", title="alerts", title_justify="left")
         for column in ("id", "channel", "kind", "status", "attempts", "sent", "next try", "error"):
@@ -154,17 +170,18 @@ def _show(
         for a in alerts:
             table.add_row(
                 str(a["alert_id"]), a["channel"], a["kind"], a["status"], str(a["attempts"]),
-                _when(a["sent_at"]), _when(a["next_attempt_at"]) if a["retryable"] else "",
-                a["error"] or "" if a["status"] == "failed" else "",
+                _when(a["sent_at"]),
+                _when(a["next_attempt_at"]) if a["status"] == "pending" else "",
+                _t(a["error"]) if a["status"] in ("failed", "pending") else "",
             )  # fmt: skip
         out.print()
         out.print(table)
     for action in actions:
         mode = "dry-run" if action["dry_run"] else "applied"
         out.print(
-            f"action {action['action']} {action['feature'] or ''} ({mode}) "
+            f"action {_t(action['action'])} {_t(action['feature'])} ({mode}) "
             f"at {_when(action['taken_at'])}"
         )
     if i["report_md"]:
         out.print("\n[bold]Report[/bold]")
-        out.print(i["report_md"], markup=False)
+        out.print(_BLOCK_CONTROL.sub("", i["report_md"]), markup=False)

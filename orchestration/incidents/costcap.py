@@ -5,8 +5,10 @@
          WHERE created_at > NOW() - INTERVAL '1 hour') > 1000;
 
 Off by default; once on, dry-run by default. It looks at the last complete hour of the marts
-(not the wall clock), decides at most once per hour, never touches a protected feature, and
-writes every decision to `ops.actions`, dry-run or not.
+(not the wall clock), decides at most once per incident and hour, and disables only a feature
+registered in `app.feature_flags`, not protected, carrying at least half of the hour's excess
+(marts.feature_cost_baseline_hourly); otherwise nothing, and the decision says why. Every
+decision is a row in `ops.actions`, dry-run or not.
 """
 
 from __future__ import annotations
@@ -26,44 +28,21 @@ ACTOR = "costwatch cost cap"
 ACTION_DISABLE = "cost_cap_disable_feature"
 ACTION_NO_CANDIDATE = "cost_cap_no_candidate"
 
-# Per feature: its cost in the hour, and the median of the same hour of day over the 7 days before.
-_FEATURE_EXCESS_MARTS = """
-with current_hour as (
-    select feature, total_cost_usd as cost_usd
-    from marts.feature_cost_hourly where hour = %(hour)s
-),
-baseline as (
-    select feature, percentile_cont(0.5) within group (order by total_cost_usd) as baseline_usd
-    from marts.feature_cost_hourly
-    where hour in (select %(hour)s - make_interval(days => d) from generate_series(1, 7) as d)
-    group by feature
-)
+# Per feature: its cost in the hour against its own baseline (marts.feature_cost_baseline_hourly,
+# built by dbt), and whether app.feature_flags registers it.
+_FEATURE_EXCESS = """
 select
-    c.feature,
-    c.cost_usd::float8 as cost_usd,
-    coalesce(b.baseline_usd, 0)::float8 as baseline_usd
-from current_hour as c left join baseline as b on b.feature = c.feature
-"""
-
-_FEATURE_EXCESS_RAW = """
-with hourly as (
-    select feature, date_trunc('hour', created_at) as hour, sum(cost_usd) as cost_usd
-    from raw.inference_events
-    where created_at >= %(hour)s - interval '7 days' and created_at < %(hour)s + interval '1 hour'
-      and extract(hour from created_at at time zone 'UTC')
-        = extract(hour from %(hour)s at time zone 'UTC')
-    group by 1, 2
-),
-current_hour as (select feature, cost_usd from hourly where hour = %(hour)s),
-baseline as (
-    select feature, percentile_cont(0.5) within group (order by cost_usd) as baseline_usd
-    from hourly where hour < %(hour)s group by feature
-)
-select
-    c.feature,
-    c.cost_usd::float8 as cost_usd,
-    coalesce(b.baseline_usd, 0)::float8 as baseline_usd
-from current_hour as c left join baseline as b on b.feature = c.feature
+    b.feature,
+    b.total_cost_usd::float8 as cost_usd,
+    coalesce(b.baseline_cost_usd, 0)::float8 as baseline_usd,
+    b.excess_cost_usd::float8 as excess_usd,
+    f.feature is not null as registered,
+    coalesce(f.enabled, true) as enabled,
+    coalesce(f.protected, false) as protected
+from marts.feature_cost_baseline_hourly as b
+left join app.feature_flags as f on f.feature = b.feature
+where b.hour = %(hour)s
+order by b.excess_cost_usd desc, b.feature
 """
 
 
@@ -74,11 +53,13 @@ class CapDecision:
     dry_run: bool
     hour: datetime
     hour_cost_usd: float
+    reason: str = ""
 
     def describe(self) -> str:
         if self.action == ACTION_NO_CANDIDATE:
             return (
-                f"cost cap: ${self.hour_cost_usd:,.2f} in {self.hour:%H:%M}, no feature to disable"
+                f"cost cap: ${self.hour_cost_usd:,.2f} in {self.hour:%H:%M}, nothing disabled: "
+                f"{self.reason}"
             )
         verb = "would disable" if self.dry_run else "disabled"
         return (
@@ -89,25 +70,29 @@ class CapDecision:
 
 def feature_excess(conn: psycopg.Connection, hour: datetime) -> list[dict[str, Any]]:
     """Features of `hour` by excess over their own baseline, largest first, with their flags."""
-    sql = (
-        _FEATURE_EXCESS_MARTS
-        if not store.missing_tables(conn, ("marts.feature_cost_hourly",))
-        else _FEATURE_EXCESS_RAW
-    )
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(sql, {"hour": hour}).fetchall()
-        flags = {
-            r["feature"]: r
-            for r in cur.execute(
-                "select feature, enabled, protected from app.feature_flags"
-            ).fetchall()
-        }
-    for row in rows:
-        flag = flags.get(row["feature"], {})
-        row["excess_usd"] = row["cost_usd"] - row["baseline_usd"]
-        row["enabled"] = flag.get("enabled", True)
-        row["protected"] = flag.get("protected", False)
-    return sorted(rows, key=lambda r: r["excess_usd"], reverse=True)
+        return cur.execute(_FEATURE_EXCESS, {"hour": hour}).fetchall()
+
+
+def choose(features: list[dict[str, Any]], hour_excess: float) -> tuple[dict | None, str]:
+    """The feature carrying most of the hour's excess, when it may be disabled: registered,
+    enabled, not protected, and carrying at least half of the excess. Else None and why."""
+    if not features or features[0]["excess_usd"] <= 0:
+        return None, "no feature costs more than its baseline"
+    top = features[0]
+    name = top["feature"]
+    if hour_excess > 0 and top["excess_usd"] < hour_excess / 2:
+        return None, (
+            f"feature {name} carries ${top['excess_usd']:,.2f} of ${hour_excess:,.2f} excess, "
+            "less than half"
+        )
+    if not top["registered"]:
+        return None, f"feature {name} is not registered in app.feature_flags"
+    if top["protected"]:
+        return None, f"feature {name} is protected"
+    if not top["enabled"]:
+        return None, f"feature {name} is already disabled"
+    return top, f"feature {name} carries ${top['excess_usd']:,.2f} of ${hour_excess:,.2f} excess"
 
 
 def apply_cost_cap(
@@ -116,7 +101,7 @@ def apply_cost_cap(
     now: datetime,
     incident_id: int | None = None,
 ) -> CapDecision | None:
-    """Decide (once per complete hour) whether to disable a feature; record the decision."""
+    """Decide (once per incident and complete hour) whether to disable a feature; record it."""
     if not settings.cost_cap_enabled:
         return None
     latest = store.complete_hours(conn, limit=1)
@@ -127,33 +112,36 @@ def apply_cost_cap(
     if hour_cost <= settings.cost_cap_usd:
         return None
     decided = conn.execute(
-        "select 1 from ops.actions where action like 'cost\\_cap\\_%%' and detail->>'hour' = %s",
-        (hour.isoformat(),),
+        "select 1 from ops.actions where action like 'cost\\_cap\\_%%' and detail->>'hour' = %s "
+        "and incident_id is not distinct from %s",
+        (hour.isoformat(), incident_id),
     ).fetchone()
     if decided:
         return None
+    if store.missing_tables(conn, ("marts.feature_cost_baseline_hourly",)):
+        return None
     features = feature_excess(conn, hour)
-    skipped = [
-        {"feature": f["feature"], "excess_usd": round(f["excess_usd"], 6), "reason": "protected"}
-        for f in features
-        if f["protected"] and f["excess_usd"] > 0
-    ]
-    candidates = [
-        f for f in features if not f["protected"] and f["enabled"] and f["excess_usd"] > 0
-    ]
+    baseline = latest[0].get("baseline_cost_usd")
+    hour_excess = hour_cost - float(baseline) if baseline is not None else hour_cost
+    top, reason = choose(features, hour_excess)
     detail: dict[str, Any] = {
         "hour": hour.isoformat(),
         "hour_cost_usd": hour_cost,
+        "hour_excess_usd": hour_excess,
         "cost_cap_usd": settings.cost_cap_usd,
-        "skipped": skipped,
+        "reason": reason,
+        "features": [
+            {k: f[k] for k in ("feature", "excess_usd", "registered", "protected")}
+            for f in features[:5]
+        ],
     }
-    if not candidates:
-        detail["reason"] = "no enabled, unprotected feature carries excess cost"
+    if top is None:
         _record(
             conn, incident_id, now, ACTION_NO_CANDIDATE, None, settings.cost_cap_dry_run, detail
         )
-        return CapDecision(ACTION_NO_CANDIDATE, None, settings.cost_cap_dry_run, hour, hour_cost)
-    top = candidates[0]
+        return CapDecision(
+            ACTION_NO_CANDIDATE, None, settings.cost_cap_dry_run, hour, hour_cost, reason
+        )
     detail.update(
         feature_cost_usd=top["cost_usd"],
         feature_baseline_usd=top["baseline_usd"],
@@ -165,13 +153,8 @@ def apply_cost_cap(
             "where feature = %s and not protected returning 1",
             (now, ACTOR, top["feature"]),
         ).fetchone()
-        if not disabled:
-            conn.execute(
-                "insert into app.feature_flags (feature, enabled, updated_at, updated_by) "
-                "values (%s, false, %s, %s) on conflict (feature) do nothing",
-                (top["feature"], now, ACTOR),
-            )
-        if incident_id is not None:
+        detail["disabled"] = disabled is not None
+        if incident_id is not None and disabled is not None:
             conn.execute(
                 "update ops.incidents set mitigation_applied = concat_ws('; ', "
                 "mitigation_applied, %s::text), updated_at = now() where incident_id = %s",
@@ -183,7 +166,9 @@ def apply_cost_cap(
     _record(
         conn, incident_id, now, ACTION_DISABLE, top["feature"], settings.cost_cap_dry_run, detail
     )
-    return CapDecision(ACTION_DISABLE, top["feature"], settings.cost_cap_dry_run, hour, hour_cost)
+    return CapDecision(
+        ACTION_DISABLE, top["feature"], settings.cost_cap_dry_run, hour, hour_cost, reason
+    )
 
 
 def _record(

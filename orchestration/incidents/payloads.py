@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from orchestration.triage import catalogue
 from orchestration.triage.formatting import escape_slack, strip_control
+from orchestration.triage.summary import summary_from_markdown
 
 # --------------------------------------------------------------------------- severity
 
@@ -63,61 +65,17 @@ def dedup_key(spike_id: str) -> str:
     return f"costwatch-{spike_id}"
 
 
+def incident_dedup_key(incident: Mapping[str, Any]) -> str:
+    """The incident's own key (kept when late data moves its spike's start)."""
+    return incident.get("dedup_key") or dedup_key(incident["spike_id"])
+
+
 def pipeline_dedup_key(at: datetime) -> str:
     """A failing pipeline alerts once per hour, whether `costwatch run` or a sensor saw it."""
     return f"costwatch-pipeline-failed-{at:%Y%m%dT%H}"
 
 
 # --------------------------------------------------------------------------- the runbook's fixes
-
-_FIX_HIDDEN_RECOMPUTE = """\
-Hidden recompute (runbook step 7): rate limit, add confirmation.
-```python
-# Reduce auto-save frequency
-AUTO_SAVE_INTERVAL_MS = 30000  # Was 5000
-
-# Add rate limiting on undo
-UNDO_RATE_LIMIT = "3/minute"
-```"""
-
-_FIX_CONTEXT_BLOAT = """\
-Context bloat (runbook step 7): truncate, summarize.
-```python
-# Truncate context to last N messages
-MAX_CONTEXT_MESSAGES = 10
-
-# Or implement sliding window
-context = messages[-MAX_CONTEXT_MESSAGES:]
-```"""
-
-_FIX_TOOL_RETRIES = """\
-Tool retries (runbook step 7): circuit breaker, fallback.
-```python
-# Reduce max retries
-MAX_TOOL_RETRIES = 2  # Was 5
-
-# Add circuit breaker
-@circuit(failure_threshold=3, recovery_timeout=60)
-async def call_tool(...):
-    ...
-```"""
-
-_FIX_FEATURE = """\
-One feature dominates (runbook step 7): throttle, investigate.
-```python
-# Feature flag to disable/throttle
-if FEATURE_FLAGS.get("{feature}_throttle"):
-    await rate_limit(user_id, "{feature}", limit=10, period="hour")
-```"""
-
-_FIX_OUTPUT_GROWTH = """\
-Rising output tokens (runbook quick reference): model change or prompt; rollback, constrain.
-Roll back the latest model version or prompt template change{model}, and cap the output length
-(e.g. `max_tokens`) until the change is reviewed."""
-
-_FIX_TRAFFIC = """\
-Traffic increase: requests rose at a flat cost per request. Check the top users and user agents
-for bots or abuse and rate limit them per user; if the growth is genuine, raise the budget."""
 
 
 def mitigation_for(
@@ -129,26 +87,14 @@ def mitigation_for(
     model: str | None = None,
     fallback: str | None = None,
 ) -> str:
-    """The runbook's fix for `cause`, with the configuration its step 7 shows."""
-    if cause == "hidden_recompute":
-        focus = {
-            "auto_save": "Auto-save drives it: raise AUTO_SAVE_INTERVAL_MS first.",
-            "undo": "Undo drives it: apply UNDO_RATE_LIMIT first.",
-            "retry": "Retries drive it: add a confirmation before a retry re-runs the request.",
-        }.get(trigger_type or "")
-        return _FIX_HIDDEN_RECOMPUTE + (f"\n{focus}" if focus else "")
-    if cause == "context_bloat":
-        return _FIX_CONTEXT_BLOAT
-    if cause == "tool_retry_storm":
-        text = _FIX_TOOL_RETRIES
-        return text + (f"\nFailing tool: `{tool_name}`." if tool_name else "")
-    if cause == "feature_concentration":
-        return _FIX_FEATURE.replace("{feature}", feature or "expensive_feature")
-    if cause == "output_growth":
-        return _FIX_OUTPUT_GROWTH.replace("{model}", f" (model `{model}`)" if model else "")
-    if cause == "traffic_increase":
-        return _FIX_TRAFFIC
-    return fallback or "No runbook fix for this cause: follow the runbook from step 1."
+    """The runbook's fix for `cause` in the cause catalogue's words (the same text dbt puts in
+    `marts.spike_diagnosis.recommended_fix`); `fallback` for a cause the catalogue lacks."""
+    detail = trigger_type or tool_name or feature or model
+    return (
+        catalogue.fix(cause, detail)
+        or fallback
+        or "No runbook fix for this cause: follow the runbook from step 1."
+    )
 
 
 def _money(value: Any) -> str:
@@ -299,18 +245,22 @@ def evidence_highlights(evidence: Any, limit: int = 6) -> list[str]:
 
 
 def root_cause_detail(diagnosis: Mapping[str, Any], excess_cost_usd: Any) -> str:
-    """One readable line: what the cause is about, its key number, how much it explains."""
+    """One readable line: what the cause is about, its key number, its share of THE excess
+    (marts.cost_spikes.excess_cost_usd; the share is dbt's, `evidence.share_of_excess`)."""
     cause = diagnosis.get("cause") or "unknown"
     subject = cause_subject(diagnosis)
-    contribution = float(diagnosis.get("contribution_usd") or 0)
-    excess = float(excess_cost_usd or 0)
-    # Causes overlap, so one can explain more than the whole excess: no share above 100%.
-    share = f" ({contribution / excess:.0%})" if 0 < contribution <= excess else ""
+    ev = _evidence(diagnosis.get("evidence"))
     text = f"{cause}{f' ({subject})' if subject else ''}"
     facts = [f for f in key_facts(diagnosis) if not f.startswith(("cost/request", "change "))]
     if facts:
         text += f": {facts[0]};"
-    text += f" explains {_money(contribution)} of {_money(excess)} excess cost{share}"
+    share = ev.get("share_of_excess")
+    if share is not None:
+        # Other costs may fall meanwhile, so a cause can explain more than the whole excess.
+        part = "all" if float(share) >= 1 else f"{float(share):.0%}"
+        text += f" explains {part} of the {_money(excess_cost_usd)} excess cost"
+    else:
+        text += f" the spike's excess is {_money(excess_cost_usd)}"
     changes = change_events(diagnosis.get("evidence"))
     if changes:
         text += f"; after {changes[0].removeprefix('change ')}"
@@ -371,8 +321,12 @@ def _when(value: Any) -> str:
 
 EVENTS = {
     "opened": "incident.opened",
+    "updated": "incident.updated",
     "escalated": "incident.escalated",
+    "acknowledged": "incident.acknowledged",
     "resolved": "incident.resolved",
+    "reopened": "incident.reopened",
+    "follow_up": "incident.follow_up",
 }
 
 
@@ -393,7 +347,8 @@ def webhook_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
         "excess_cost_usd": _float(incident.get("excess_cost_usd")),
         "pct_above_baseline": _float(incident.get("pct_above_baseline")),
         "mitigation_recommended": incident.get("mitigation_recommended"),
-        "dedup_key": dedup_key(incident["spike_id"]),
+        "dedup_key": incident_dedup_key(incident),
+        **({"follow_up_result": incident.get("follow_up_result")} if kind == "follow_up" else {}),
     }
 
 
@@ -405,28 +360,61 @@ _HEADLINES = {
     "opened": ":rotating_light: Cost spike: {cause}",
     "escalated": ":fire: ESCALATED, cost still rising: {cause}",
     "resolved": ":white_check_mark: Resolved, cost back under the threshold: {cause}",
+    "updated": ":mag: Cause found for the cost spike: {cause}",
+    "acknowledged": ":eyes: Acknowledged: {cause}",
+    "reopened": ":rotating_light: Reopened, the cost spike is back: {cause}",
+    "follow_up": ":clipboard: Follow-up, 24 h later: {cause}",
 }
 
 
+def md_to_slack(text: str) -> str:
+    """A line of the report's Markdown as Slack mrkdwn: `**bold**` -> `*bold*`, backslash
+    escapes dropped, `&<>` escaped (the report's entities are already escaped)."""
+    out = re.sub(r"\*\*(.+?)\*\*", r"*\1*", strip_control(text))
+    out = re.sub(r"\\([\\`*_\[\]|~#\-+=.)])", r"\1", out)
+    return out.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_summary(incident: Mapping[str, Any]) -> str:
+    """The on-call summary in mrkdwn: incident and excess from the incident row (live), the
+    cause, likely trigger and action from its report's summary (marts.spike_summary)."""
+    report = summary_from_markdown(incident.get("report_md"))
+    incident_id = incident["incident_id"]
+    lines = [
+        f"*Incident #{incident_id}* ({escape_slack(incident.get('severity'))}), spike "
+        f"`{escape_slack(incident['spike_id'])}`, since {_when(incident.get('spike_start'))}",
+        f"*Excess:* {_money(incident.get('excess_cost_usd'))} so far "
+        f"({_pct(incident.get('pct_above_baseline'))} above baseline)",
+    ]
+    if report.get("Cause"):
+        lines.append(f"*Cause:* {md_to_slack(report['Cause'])}")
+    else:
+        cause = incident.get("root_cause_detail") or incident.get("root_cause") or "unknown"
+        lines.append(f"*Cause:* {escape_slack(cause)}")
+    if report.get("Likely trigger"):
+        lines.append(f"*Likely trigger:* {md_to_slack(report['Likely trigger'])}")
+    if report.get("Action"):
+        action = report["Action"].split(" Acknowledge: ")[0]
+        lines.append(f"*Action:* {md_to_slack(action)}")
+    lines.append(f"*Acknowledge:* `costwatch incidents ack {incident_id}`")
+    return "\n".join(lines)
+
+
 def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    """A Slack incoming-webhook message on-call can act on: cause, excess, start, fix."""
+    """A Slack incoming-webhook message on-call can act on: the five-line summary, the fix."""
     cause = incident.get("root_cause") or "unknown cause"
     # Names from the data (feature, tool) reach Slack: escaped for mrkdwn, one line each.
     headline = _HEADLINES[kind].format(cause=strip_control(cause))
-    facts = (
-        f"*Incident* #{incident['incident_id']} ({escape_slack(incident.get('severity'))}), "
-        f"spike `{escape_slack(incident['spike_id'])}`\n"
-        f"*Started:* {_when(incident.get('spike_start'))}\n"
-        f"*Excess:* {_money(incident.get('excess_cost_usd'))} "
-        f"({_pct(incident.get('pct_above_baseline'))} above baseline)\n"
-        f"*Cause:* {escape_slack(incident.get('root_cause_detail') or cause)}"
-    )
+    facts = slack_summary(incident)
     text = f"{escape_slack(headline)}\n{facts}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": facts[:3000]}},
     ]
-    if kind != "resolved":
+    if kind == "follow_up":
+        verdict = incident.get("follow_up_result") or "unknown"
+        text += f"\n*Follow-up:* {escape_slack(verdict)}"
+    if kind not in ("resolved", "acknowledged", "follow_up"):
         fix = escape_slack(incident.get("mitigation_recommended") or "", keep_newlines=True)
         text += f"\n*Fix:* {fix}"
         blocks.append(
@@ -445,15 +433,18 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 def pagerduty_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """An Events API v2 event, without its routing key (added on the wire, never stored)."""
-    key = dedup_key(incident["spike_id"])
+    key = incident_dedup_key(incident)
     if kind == "resolved":
         return {"event_action": "resolve", "dedup_key": key}
+    if kind == "acknowledged":
+        return {"event_action": "acknowledge", "dedup_key": key}
     severity = (
         "critical"
         if kind == "escalated"
         else PAGERDUTY_SEVERITY.get(str(incident.get("severity")), "warning")
     )
-    prefix = "ESCALATED: " if kind == "escalated" else ""
+    prefix = {"escalated": "ESCALATED: ", "reopened": "REOPENED: ", "follow_up": "STILL ELEVATED: "}
+    prefix = prefix.get(kind, "")
     summary = (
         f"{prefix}LLM cost spike {_money(incident.get('excess_cost_usd'))} over baseline since "
         f"{_when(incident.get('spike_start'))}: {incident.get('root_cause')}"
@@ -506,16 +497,20 @@ def pipeline_failed_payloads(error: str | None, at: datetime, run_id: str | None
             },
         },
         "log": generic,
+        "leadership_slack": {"text": text},
+        "leadership_webhook": generic,
     }
 
 
 def incident_payloads(incident: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    """The stored (secret-free) payload for each channel."""
+    """The stored (secret-free) payload for each channel (leadership's reuse on-call's formats)."""
     return {
         "webhook": webhook_payload(incident, kind),
         "slack": slack_payload(incident, kind),
         "pagerduty": pagerduty_payload(incident, kind),
         "log": webhook_payload(incident, kind),
+        "leadership_slack": slack_payload(incident, kind),
+        "leadership_webhook": webhook_payload(incident, kind),
     }
 
 

@@ -1,4 +1,4 @@
-"""SQL for the incident engine: the detection marts it reads and the `ops` tables it writes."""
+"""SQL for the incident step: the detection marts it reads, and `ops.incidents`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 DETECTION_MARTS = ("marts.cost_spikes", "marts.spike_diagnosis", "marts.cost_baseline_hourly")
 
@@ -64,13 +63,6 @@ def excess(hour: dict[str, Any] | None) -> float | None:
 
 
 # --------------------------------------------------------------------------- incidents
-
-
-def known_spike_ids(conn: psycopg.Connection, spike_ids: list[str]) -> set[str]:
-    rows = conn.execute(
-        "select spike_id from ops.incidents where spike_id = any(%s)", (spike_ids,)
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def insert_incident(conn: psycopg.Connection, values: dict[str, Any]) -> int | None:
@@ -134,13 +126,79 @@ def mark_escalated(conn: psycopg.Connection, incident_id: int, now: datetime) ->
     return row is not None
 
 
-def mark_resolved(conn: psycopg.Connection, incident_id: int, now: datetime, by: str) -> bool:
+def mark_resolved(
+    conn: psycopg.Connection, incident_id: int, now: datetime, by: str, hour: datetime | None = None
+) -> bool:
+    """Resolve an open incident; `hour` is the newest complete hour then (reopen compares to it)."""
     row = conn.execute(
         "update ops.incidents set status = 'resolved', resolved_at = %s, resolved_by = %s, "
-        "updated_at = now() where incident_id = %s and status = 'open' returning 1",
-        (now, by, incident_id),
+        "resolved_hour = %s, updated_at = now() where incident_id = %s and status = 'open' "
+        "returning 1",
+        (now, by, hour, incident_id),
     ).fetchone()
     return row is not None
+
+
+def mark_reopened(conn: psycopg.Connection, incident_id: int, now: datetime) -> bool:
+    """Open a resolved incident again, in a new alert cycle (its alerts go out once more)."""
+    row = conn.execute(
+        "update ops.incidents set status = 'open', reopened_at = %s, resolved_at = null, "
+        "resolved_by = null, escalated_at = null, alert_cycle = alert_cycle + 1, "
+        "updated_at = now() where incident_id = %s and status = 'resolved' returning 1",
+        (now, incident_id),
+    ).fetchone()
+    return row is not None
+
+
+def rekey(conn: psycopg.Connection, incident_id: int, spike: dict[str, Any]) -> None:
+    """Late data moved the spike's start: the incident follows it (its dedup_key stays)."""
+    conn.execute(
+        "update ops.incidents set previous_spike_ids = array_append(previous_spike_ids, "
+        "spike_id), spike_id = %s, spike_start = %s, spike_end = %s, updated_at = now() "
+        "where incident_id = %s",
+        (spike["spike_id"], spike["spike_start"], spike.get("spike_end"), incident_id),
+    )
+
+
+def update_cause(conn: psycopg.Connection, incident_id: int, values: dict[str, Any]) -> None:
+    """The diagnosis changed (or arrived): the incident's cause, detail and fix follow it."""
+    conn.execute(
+        "update ops.incidents set root_cause = %(root_cause)s, "
+        "root_cause_detail = %(root_cause_detail)s, "
+        "mitigation_recommended = %(mitigation_recommended)s, updated_at = now() "
+        "where incident_id = %(incident_id)s",
+        {**values, "incident_id": incident_id},
+    )
+
+
+def set_report(conn: psycopg.Connection, incident_id: int, report_md: str, chart: Any) -> None:
+    conn.execute(
+        "update ops.incidents set report_md = %s, chart_png = coalesce(%s, chart_png) "
+        "where incident_id = %s",
+        (report_md, chart, incident_id),
+    )
+
+
+def set_follow_up(conn: psycopg.Connection, incident_id: int, result: str, now: datetime) -> bool:
+    row = conn.execute(
+        "update ops.incidents set follow_up_result = %s, followed_up_at = %s, updated_at = now() "
+        "where incident_id = %s and follow_up_result is null returning 1",
+        (result, now, incident_id),
+    ).fetchone()
+    return row is not None
+
+
+def follow_ups_due(conn: psycopg.Connection, now: datetime) -> list[dict[str, Any]]:
+    return fetch_dicts(
+        conn,
+        "select * from ops.incidents where follow_up_result is null and follow_up_at <= %s "
+        "and resolved_by is distinct from 'costwatch (past spike)' order by incident_id",
+        (now,),
+    )
+
+
+def incidents_by_spike(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    return {r["spike_id"]: r for r in fetch_dicts(conn, "select * from ops.incidents")}
 
 
 def mark_acknowledged(conn: psycopg.Connection, incident_id: int, now: datetime, by: str) -> bool:
@@ -153,112 +211,23 @@ def mark_acknowledged(conn: psycopg.Connection, incident_id: int, now: datetime,
     return row is not None
 
 
-def set_alert_created(conn: psycopg.Connection, incident_id: int) -> None:
-    conn.execute(
-        "update ops.incidents set alert_created = true where incident_id = %s "
-        "and not alert_created",
-        (incident_id,),
-    )
-
-
-# --------------------------------------------------------------------------- alerts
-
-
-def queue_alert(
-    conn: psycopg.Connection,
-    *,
-    incident_id: int | None,
-    channel: str,
-    kind: str,
-    dedup_key: str,
-    payload: dict[str, Any],
-    now: datetime,
-) -> bool:
-    """Record an alert to send (attempts 0, due now). False when it already exists."""
-    row = conn.execute(
-        "insert into ops.alerts (incident_id, channel, kind, dedup_key, status, attempts, "
-        "payload, error, next_attempt_at, retryable, created_at) "
-        "values (%s, %s, %s, %s, 'failed', 0, %s, 'not sent yet', %s, true, %s) "
-        "on conflict (channel, kind, dedup_key) do nothing returning alert_id",
-        (incident_id, channel, kind, dedup_key, Jsonb(payload), now, now),
-    ).fetchone()
-    return row is not None
-
-
-def due_alerts(conn: psycopg.Connection, now: datetime) -> list[dict[str, Any]]:
-    return fetch_dicts(
-        conn,
-        "select alert_id, incident_id, channel, kind, dedup_key, attempts, payload "
-        "from ops.alerts where status = 'failed' and retryable "
-        "and coalesce(next_attempt_at, '-infinity') <= %s order by alert_id",
-        (now,),
-    )
-
-
-def record_attempt(
-    conn: psycopg.Connection,
-    alert_id: int,
-    *,
-    ok: bool,
-    now: datetime,
-    http_status: int | None,
-    error: str | None,
-    retryable: bool,
-    next_attempt_at: datetime | None,
-) -> None:
-    """Record one delivery attempt; a failure is also appended to the alert's `failures`."""
-    failure = [] if ok else [{"at": now.isoformat(), "http_status": http_status, "error": error}]
-    conn.execute(
-        "update ops.alerts set attempts = attempts + 1, status = %(status)s, "
-        "sent_at = case when %(ok)s then %(now)s else sent_at end, http_status = %(http)s, "
-        "error = %(error)s, retryable = %(retryable)s, next_attempt_at = %(next)s, "
-        "failures = failures || %(failure)s where alert_id = %(id)s",
-        {
-            "status": "sent" if ok else "failed",
-            "ok": ok,
-            "now": now,
-            "http": http_status,
-            "error": error,
-            "retryable": retryable and not ok,
-            "next": next_attempt_at,
-            "failure": Jsonb(failure),
-            "id": alert_id,
-        },
-    )
-
-
-def next_retry_at(conn: psycopg.Connection) -> datetime | None:
-    row = conn.execute(
-        "select min(next_attempt_at) from ops.alerts where status = 'failed' and retryable"
-    ).fetchone()
-    return row[0] if row else None
-
-
 def next_escalation_check(
     conn: psycopg.Connection, escalate_after: timedelta, now: datetime
 ) -> datetime | None:
-    """When the next open, unescalated incident becomes old enough to escalate."""
+    """When the next open, unescalated, unacknowledged incident becomes old enough to escalate."""
     row = conn.execute(
-        "select min(opened_at + %s) from ops.incidents where status = 'open' "
-        "and escalated_at is null and opened_at + %s > %s",
+        "select min(coalesce(reopened_at, opened_at) + %s) from ops.incidents "
+        "where status = 'open' and escalated_at is null and acknowledged_at is null "
+        "and coalesce(reopened_at, opened_at) + %s > %s",
         (escalate_after, escalate_after, now),
     ).fetchone()
     return row[0] if row else None
 
 
-def alerts_for(conn: psycopg.Connection, incident_id: int) -> list[dict[str, Any]]:
-    return fetch_dicts(
-        conn,
-        "select alert_id, channel, kind, status, attempts, sent_at, next_attempt_at, retryable, "
-        "http_status, error from ops.alerts where incident_id = %s order by alert_id",
-        (incident_id,),
-    )
-
-
-def actions_for(conn: psycopg.Connection, incident_id: int) -> list[dict[str, Any]]:
-    return fetch_dicts(
-        conn,
-        "select action_id, taken_at, action, feature, dry_run, detail from ops.actions "
-        "where incident_id = %s order by action_id",
-        (incident_id,),
-    )
+def next_follow_up(conn: psycopg.Connection, now: datetime) -> datetime | None:
+    row = conn.execute(
+        "select min(follow_up_at) from ops.incidents where follow_up_result is null "
+        "and follow_up_at > %s and resolved_by is distinct from 'costwatch (past spike)'",
+        (now,),
+    ).fetchone()
+    return row[0] if row else None

@@ -34,49 +34,60 @@ class SeedData:
         cost = (ev.in_tok * PRICE_IN[ev.model] + ev.out_tok * PRICE_OUT[ev.model]) / 1e6
         return np.round(cost, 8)
 
-    def inference_rows(self) -> Iterable[str]:
+    def inference_rows(self, since_us: int | None = None, until_us: int | None = None):
+        """Text rows for COPY; `since_us`/`until_us` keep those created in [since, until) with
+        the ids they have in the whole load (a load replayed in parts is the same load)."""
         ev = self.events
-        n = len(ev)
+        keep = _between(ev.t, since_us, until_us)
         cols = [
-            _ids(f"ev-{self.tag}-", n),
-            _timestamps(ev.t),
-            _labels(ev.user, "u-{:07d}"),
-            _labels(ev.session, f"s-{self.tag}-" + "{}"),
-            np.array(cat.FEATURES)[ev.feature].tolist(),
-            np.array(cat.TRIGGERS)[ev.trigger].tolist(),
-            np.array(cat.MODELS)[ev.model].tolist(),
-            ev.in_tok.astype(str).tolist(),
-            ev.out_tok.astype(str).tolist(),
-            np.char.mod("%.8f", self.costs()).tolist(),
-            np.array(UA_LIST)[ev.ua].tolist(),
+            [f"ev-{self.tag}-{i}" for i in keep.tolist()],
+            _timestamps(ev.t[keep]),
+            _labels(ev.user[keep], "u-{:07d}"),
+            _labels(ev.session[keep], f"s-{self.tag}-" + "{}"),
+            np.array(cat.FEATURES)[ev.feature[keep]].tolist(),
+            np.array(cat.TRIGGERS)[ev.trigger[keep]].tolist(),
+            np.array(cat.MODELS)[ev.model[keep]].tolist(),
+            ev.in_tok[keep].astype(str).tolist(),
+            ev.out_tok[keep].astype(str).tolist(),
+            np.char.mod("%.8f", self.costs()[keep]).tolist(),
+            np.array(UA_LIST)[ev.ua[keep]].tolist(),
         ]
         return map("\t".join, zip(*cols, strict=True))
 
-    def tool_rows(self) -> Iterable[str]:
+    def tool_rows(self, since_us: int | None = None, until_us: int | None = None):
         tc = self.tools
-        n = len(tc["t"])
+        keep = _between(tc["t"], since_us, until_us)
         cols = [
-            _ids(f"tc-{self.tag}-", n),
-            _timestamps(tc["t"]),
-            [f"ev-{self.tag}-{i}" for i in tc["event"].tolist()],
-            np.array(cat.FEATURES)[tc["feature"]].tolist(),
-            np.array(TOOLS)[tc["tool"]].tolist(),
-            np.where(tc["success"], "t", "f").tolist(),
-            tc["retries"].astype(str).tolist(),
-            tc["latency"].astype(str).tolist(),
+            [f"tc-{self.tag}-{i}" for i in keep.tolist()],
+            _timestamps(tc["t"][keep]),
+            [f"ev-{self.tag}-{i}" for i in tc["event"][keep].tolist()],
+            np.array(cat.FEATURES)[tc["feature"][keep]].tolist(),
+            np.array(TOOLS)[tc["tool"][keep]].tolist(),
+            np.where(tc["success"][keep], "t", "f").tolist(),
+            tc["retries"][keep].astype(str).tolist(),
+            tc["latency"][keep].astype(str).tolist(),
         ]
         return map("\t".join, zip(*cols, strict=True))
 
-    def change_rows(self) -> Iterable[str]:
+    def change_rows(self, since: datetime | None = None, until: datetime | None = None):
         for i, (at, kind, feature, description) in enumerate(self.changes):
+            if (since is not None and at < since) or (until is not None and at >= until):
+                continue
             yield "\t".join(
                 (f"chg-{self.tag}-{i}", at.isoformat(), kind, feature or r"\N", description)
             )
 
 
+# The contract's columns the scenarios fill (the optional ones, added later, stay null).
+INFERENCE_COLUMNS = (
+    "event_id, created_at, user_id, session_id, feature, trigger_type, model, input_tokens,"
+    " output_tokens, cost_usd, user_agent"
+)
+
+
 def write(cur: psycopg.Cursor, data: SeedData) -> None:
     """COPY the rows into the three raw tables (the caller holds the transaction)."""
-    copy_rows(cur, "raw.inference_events", data.inference_rows())
+    copy_rows(cur, f"raw.inference_events ({INFERENCE_COLUMNS})", data.inference_rows())
     copy_rows(cur, "raw.tool_calls", data.tool_rows())
     copy_rows(cur, "raw.change_events", data.change_rows())
 
@@ -112,13 +123,19 @@ def upsert_flags(cur: psycopg.Cursor, at: datetime, *, reset: bool) -> None:
     )
 
 
+def _between(t: np.ndarray, since_us: int | None, until_us: int | None) -> np.ndarray:
+    """Indices of the times in [since_us, until_us) (either bound optional)."""
+    mask = np.ones(len(t), dtype=bool)
+    if since_us is not None:
+        mask &= t >= since_us
+    if until_us is not None:
+        mask &= t < until_us
+    return np.flatnonzero(mask)
+
+
 def _timestamps(us: np.ndarray) -> list[str]:
     text = np.datetime_as_string(us.astype("datetime64[us]"), unit="us")
     return [s + "+00" for s in text.tolist()]
-
-
-def _ids(prefix: str, n: int) -> list[str]:
-    return [f"{prefix}{i}" for i in range(n)]
 
 
 def _labels(values: np.ndarray, fmt: str) -> list[str]:

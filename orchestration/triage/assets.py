@@ -1,6 +1,7 @@
 """The triage report in the Dagster UI: the `ops/incident_report` asset, next to the spike marts.
 
-Materialized after `marts/cost_spikes` and `marts/spike_diagnosis` in every pass; its metadata is
+Materialized after `marts/cost_spikes`, `marts/spike_diagnosis` and `ops/incidents` in every
+pass; its metadata is
 the report (Markdown, the chart inlined as a PNG data URI), and the same Markdown is logged as an
 observation of `marts/cost_spikes`, so the spike asset's own page shows it too.
 """
@@ -21,6 +22,8 @@ READS = [
     dg.AssetKey(["marts", "tokens_hourly"]),
     dg.AssetKey(["marts", "feature_cost_hourly"]),
     dg.AssetKey(["marts", "tool_failures_hourly"]),
+    # Built after the incident step, so the report names the incident it opened.
+    dg.AssetKey(["ops", "incidents"]),
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestration.triage.formatting import strip_control
@@ -29,9 +29,13 @@ def render_chart(
     spike_end: datetime | None = None,
     causes: Sequence[tuple[str, float]] = (),
     title: str = "",
+    changes: Sequence[Mapping[str, Any]] = (),
+    trigger_at: datetime | None = None,
 ) -> bytes:
     """PNG bytes: `hours` ({hour, total_cost_usd, baseline_cost_usd}) as cost vs baseline with
-    [spike_start, spike_end] shaded; `causes` (label, usd) as the excess split by cause."""
+    [spike_start, spike_end] shaded, UTC on the axis; `causes` (label, usd) as the excess split
+    by cause (the same figures as the report's); `changes` (raw.change_events rows: changed_at,
+    kind, description) marked on the time axis, the likely trigger (at `trigger_at`) in bold."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import DateFormatter
     from matplotlib.figure import Figure
@@ -65,9 +69,29 @@ def render_chart(
     if spike_start is not None:
         end = (spike_end or spike_start) + timedelta(hours=1)
         ax.axvspan(spike_start, end, color="#e74c3c", alpha=0.15, label="spike")
+    first = xs[0] if xs else None
+    for change in changes:
+        at = change.get("changed_at")
+        if not isinstance(at, datetime) or (first is not None and at < first):
+            continue
+        likely = trigger_at is not None and at == trigger_at
+        ax.axvline(at, color="#2c3e50", linewidth=1.6 if likely else 0.9, linestyle=":")
+        ax.annotate(
+            _label(f"{change.get('kind')}: {change.get('description') or ''}", 48),
+            xy=(at, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            rotation=90,
+            va="top",
+            fontsize=7,
+            fontweight="bold" if likely else "normal",
+            color="#2c3e50",
+        )
     ax.set_ylabel("USD per hour")
+    ax.set_xlabel("hour (UTC)", fontsize=8)
     ax.set_title(_label(title, 90) or "hourly cost vs baseline, last 48 hours", fontsize=10)
-    ax.xaxis.set_major_formatter(DateFormatter("%m-%d\n%H:%M"))
+    ax.xaxis.set_major_formatter(DateFormatter("%m-%d\n%H:%M", tz=UTC))
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
@@ -76,7 +100,10 @@ def render_chart(
     if bars is not None:
         labels = [_label(name) for name, _ in causes][::-1]
         values = [float(v) for _, v in causes][::-1]
-        colors = ["#bdc3c7" if name == "not explained" else "#e67e22" for name in labels]
+        colors = [
+            "#bdc3c7" if name.startswith(("not explained", "offset")) else "#e67e22"
+            for name in labels
+        ]
         drawn = bars.barh(range(len(values)), values, color=colors, height=0.6)
         bars.bar_label(drawn, labels=[f"\\${v:,.2f}" for v in values], fontsize=8, padding=2)
         bars.margins(x=0.25)

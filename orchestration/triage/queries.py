@@ -1,13 +1,15 @@
-"""What the triage report reads: the marts, the change log and the incident, as plain dicts.
+"""What the triage report reads: marts only (and the incident log), as plain dicts.
 
-Each runbook step's numbers compare the spike window (its complete hours) with its baseline
-window, as `marts.spike_diagnosis` does: for every spike hour, the same hour of day on the
-previous `spike_baseline_days` days that were complete, had data and belonged to no spike, each
-weighted 1/n, so a baseline sum is the expected value over the spike's hours.
+Every number and verdict comes from dbt: `marts.spike_summary` (the on-call summary),
+`marts.spike_causes` (the ranked causes in the catalogue's words, each with its part of the one
+excess figure), `marts.spike_runbook_steps` (steps 2-6: before, after, change, is_signal) and
+`marts.cost_baseline_hourly` (step 1 and the chart). Nothing here computes a window, a baseline
+or a threshold, so `COSTWATCH_VAR_*` overrides reach the report through dbt.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,130 +20,16 @@ from psycopg.rows import dict_row
 
 REQUIRED_MARTS = (
     "marts.cost_hourly",
-    "marts.recompute_hourly",
-    "marts.trigger_hourly",
-    "marts.tokens_hourly",
-    "marts.feature_cost_hourly",
-    "marts.tool_failures_hourly",
     "marts.cost_baseline_hourly",
     "marts.cost_spikes",
     "marts.spike_diagnosis",
+    "marts.spike_runbook_steps",
+    "marts.spike_causes",
+    "marts.spike_summary",
 )
 CHART_HOURS = 48
-CHANGE_LOOKBACK = timedelta(hours=24)
-
-
-def baseline_days() -> int:
-    """dbt's `spike_baseline_days`, with costwatch's `COSTWATCH_VAR_` override."""
-    from orchestration.settings import dbt_vars
-
-    try:
-        return int(dbt_vars().get("spike_baseline_days", 7))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 7
-
-
-_WINDOWS = """
-with spike_slots as (
-    select hour as slot_hour
-    from marts.cost_baseline_hourly
-    where spike_id = %(spike_id)s and is_complete and has_data
-),
-baseline_slots as (
-    select spike_slots.slot_hour, earlier.hour
-    from spike_slots
-    cross join generate_series(1, %(days)s) as days_back (n)
-    inner join marts.cost_baseline_hourly as earlier
-        on earlier.hour = spike_slots.slot_hour - days_back.n * interval '1 day'
-    where earlier.is_complete and earlier.has_data and earlier.spike_id is null
-),
-observations as (
-    select slot_hour, count(*) as n from baseline_slots group by slot_hour
-),
-windows as (
-    select 'after' as period, s.slot_hour as hour, 1.0::float8 as weight
-    from spike_slots as s inner join observations as o on o.slot_hour = s.slot_hour
-    union all
-    select 'before' as period, b.hour, 1.0::float8 / o.n as weight
-    from baseline_slots as b inner join observations as o on o.slot_hour = b.slot_hour
-)
-"""
-
-_TRAFFIC = (
-    _WINDOWS
-    + """
-select w.period,
-       sum(w.weight) as hours,
-       sum(w.weight * c.requests) as requests,
-       sum(w.weight * c.unique_users) as unique_users,
-       sum(w.weight * c.total_cost_usd) as cost_usd
-from windows as w inner join marts.cost_hourly as c on c.hour = w.hour
-group by w.period
-"""
-)
-
-_RECOMPUTE = (
-    _WINDOWS
-    + """
-select w.period,
-       sum(w.weight * r.total) as total,
-       sum(w.weight * r.hidden) as hidden,
-       sum(w.weight * r.hidden_cost_usd) as hidden_cost_usd
-from windows as w inner join marts.recompute_hourly as r on r.hour = w.hour
-group by w.period
-"""
-)
-
-_TRIGGERS = (
-    _WINDOWS
-    + """
-select w.period, t.trigger_type as key,
-       sum(w.weight * t.requests) as requests,
-       sum(w.weight * t.cost_usd) as cost_usd
-from windows as w inner join marts.trigger_hourly as t on t.hour = w.hour
-group by w.period, t.trigger_type
-"""
-)
-
-_TOKENS = (
-    _WINDOWS
-    + """
-select w.period,
-       sum(w.weight * c.requests * t.avg_input_tokens) / nullif(sum(w.weight * c.requests), 0)
-           as avg_input_tokens,
-       sum(w.weight * c.requests * t.avg_output_tokens) / nullif(sum(w.weight * c.requests), 0)
-           as avg_output_tokens,
-       sum(w.weight * t.p95_input_tokens) / nullif(sum(w.weight), 0) as p95_input_tokens,
-       sum(w.weight * t.p95_output_tokens) / nullif(sum(w.weight), 0) as p95_output_tokens
-from windows as w
-inner join marts.tokens_hourly as t on t.hour = w.hour
-inner join marts.cost_hourly as c on c.hour = w.hour
-group by w.period
-"""
-)
-
-_FEATURES = (
-    _WINDOWS
-    + """
-select w.period, f.feature as key,
-       sum(w.weight * f.requests) as requests,
-       sum(w.weight * f.total_cost_usd) as cost_usd
-from windows as w inner join marts.feature_cost_hourly as f on f.hour = w.hour
-group by w.period, f.feature
-"""
-)
-
-_TOOLS = (
-    _WINDOWS
-    + """
-select w.period, t.tool_name as key,
-       sum(w.weight * t.total_calls) as calls,
-       sum(w.weight * t.failures) as failures,
-       sum(w.weight * t.total_retries) as retries
-from windows as w inner join marts.tool_failures_hourly as t on t.hour = w.hour
-group by w.period, t.tool_name
-"""
-)
+# Known spike ids listed when `--spike` names none of them.
+KNOWN_SPIKES_SHOWN = 10
 
 
 @dataclass
@@ -150,18 +38,18 @@ class TriageData:
 
     newest_hour: datetime | None
     spike: dict[str, Any] | None = None
-    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None  # marts.spike_summary
+    causes: list[dict[str, Any]] = field(default_factory=list)  # marts.spike_causes, by rank
+    steps: list[dict[str, Any]] = field(default_factory=list)  # marts.spike_runbook_steps
     hours: list[dict[str, Any]] = field(default_factory=list)  # the chart's window, oldest first
     spike_hours: list[dict[str, Any]] = field(default_factory=list)
-    traffic: dict[str, dict[str, Any]] = field(default_factory=dict)  # period -> sums
-    recompute: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
-    triggers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # key -> period
-    features: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    tools: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # the diagnosis' evidence
     incident: dict[str, Any] | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # ops.alerts of the incident
     summary_hours: list[dict[str, Any]] = field(default_factory=list)  # no-spike path
+
+    def step(self, number: int) -> list[dict[str, Any]]:
+        return [row for row in self.steps if row["step"] == number]
 
 
 def fetch(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[str, Any]]:
@@ -185,16 +73,12 @@ def spike_row(conn: psycopg.Connection, spike_id: str | None) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
-def _by_period(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {row.pop("period"): row for row in rows}
-
-
-def _by_key(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        period, key = row.pop("period"), row.pop("key")
-        out.setdefault(key, {})[period] = row
-    return out
+def known_spike_ids(conn: psycopg.Connection, limit: int = KNOWN_SPIKES_SHOWN) -> list[str]:
+    """The newest spike ids, newest first (for a `--spike` that names none of them)."""
+    rows = conn.execute(
+        "select spike_id from marts.cost_spikes order by spike_start desc limit %s", (limit,)
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def chart_window(
@@ -208,6 +92,24 @@ def chart_window(
             end = min(end, spike_end + timedelta(hours=8))
     assert end is not None
     return end - timedelta(hours=CHART_HOURS - 1), end
+
+
+def evidence(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = row.get("evidence")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _stamp(value: Any) -> Any:
+    """A timestamp from jsonb evidence (ISO text) as a datetime, when it parses."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return value
 
 
 def load(conn: psycopg.Connection, spike: dict[str, Any] | None) -> TriageData:
@@ -228,38 +130,50 @@ def load(conn: psycopg.Connection, spike: dict[str, Any] | None) -> TriageData:
     if spike is None:
         data.summary_hours = data.hours
         return data
-    params = {"spike_id": spike["spike_id"], "days": baseline_days()}
-    data.diagnoses = fetch(
+    spike_id = spike["spike_id"]
+    rows = fetch(conn, "select * from marts.spike_summary where spike_id = %s", (spike_id,))
+    data.summary = rows[0] if rows else None
+    data.causes = fetch(
+        conn, "select * from marts.spike_causes where spike_id = %s order by rank", (spike_id,)
+    )
+    data.steps = fetch(
         conn,
-        "select * from marts.spike_diagnosis where spike_id = %s order by rank",
-        (spike["spike_id"],),
+        "select * from marts.spike_runbook_steps where spike_id = %s "
+        "order by step, subject_rank nulls first, sort_order",
+        (spike_id,),
     )
     data.spike_hours = fetch(
         conn,
         "select hour, total_cost_usd, baseline_cost_usd, pct_above_baseline, is_spike_hour "
         "from marts.cost_baseline_hourly where spike_id = %s order by hour",
-        (spike["spike_id"],),
+        (spike_id,),
     )
-    data.traffic = _by_period(fetch(conn, _TRAFFIC, params))
-    data.recompute = _by_period(fetch(conn, _RECOMPUTE, params))
-    data.tokens = _by_period(fetch(conn, _TOKENS, params))
-    data.triggers = _by_key(fetch(conn, _TRIGGERS, params))
-    data.features = _by_key(fetch(conn, _FEATURES, params))
-    data.tools = _by_key(fetch(conn, _TOOLS, params))
-    if not missing_tables(conn, ("raw.change_events",)):
-        data.changes = fetch(
-            conn,
-            "select changed_at, kind, feature, description from raw.change_events "
-            "where changed_at >= %s and changed_at < %s order by changed_at",
-            (spike["spike_start"] - CHANGE_LOOKBACK, spike["spike_start"]),
-        )
+    root = fetch(
+        conn,
+        "select evidence from marts.spike_diagnosis where spike_id = %s order by rank limit 1",
+        (spike_id,),
+    )
+    if root:
+        changes = evidence(root[0]).get("change_events")
+        data.changes = sorted(
+            ({**c, "changed_at": _stamp(c.get("changed_at"))} for c in changes or []
+             if isinstance(c, Mapping)),
+            key=lambda c: str(c.get("changed_at")),
+        )  # fmt: skip
     if not missing_tables(conn, ("ops.incidents",)):
         rows = fetch(
             conn,
             "select incident_id, status, severity, opened_at, root_cause, root_cause_detail, "
-            "mitigation_recommended, mitigation_applied, alert_created, follow_up_at, "
-            "resolved_at from ops.incidents where spike_id = %s",
-            (spike["spike_id"],),
+            "mitigation_recommended, mitigation_applied, alert_created, acknowledged_at, "
+            "follow_up_at, resolved_at from ops.incidents where spike_id = %s",
+            (spike_id,),
         )
         data.incident = rows[0] if rows else None
+    if data.incident and not missing_tables(conn, ("ops.alerts",)):
+        data.alerts = fetch(
+            conn,
+            "select channel, kind, status, count(*) as alerts from ops.alerts "
+            "where incident_id = %s group by channel, kind, status order by channel, kind",
+            (data.incident["incident_id"],),
+        )
     return data

@@ -1,8 +1,8 @@
-"""The triage report's sections, one per runbook step, built from plain dicts (no SQL here).
+"""The triage report's sections, one per runbook step, from the marts' rows (no SQL, no maths).
 
-Inputs are what `queries.load` returns: per-period sums (`before` = the baseline window's
-expected value over the spike's hours, `after` = the spike window), keyed by trigger, feature or
-tool where the mart has one. Every name from the data goes through `escape_md`.
+Steps 2-6 render `marts.spike_runbook_steps` (before, after, change and the runbook's verdict
+`is_signal`, all judged by dbt); the causes render `marts.spike_causes` (the catalogue's words,
+each cause's part of the one excess figure). Every name from the data goes through `escape_md`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from orchestration.triage.formatting import (
     change,
-    code_safe,
     escape_md,
     hour_label,
     money,
@@ -23,93 +22,73 @@ from orchestration.triage.formatting import (
     table,
     when,
 )
+from orchestration.triage.summary import cause_name, key_number
 
 TOP_FEATURES = 5
 TOP_TOOLS = 5
-TRAFFIC_GROWTH = 0.15  # dbt var diagnosis_traffic_growth
-HIDDEN_RATIO_RISE = 0.05  # diagnosis_hidden_ratio_rise
-TOKEN_GROWTH = 0.25  # diagnosis_token_growth
-TOOL_FAILURE_RATE_RISE = 0.10  # diagnosis_tool_failure_rate_rise
 
-CAUSE_TITLES = {
-    "traffic_increase": "traffic increase",
-    "hidden_recompute": "hidden recompute",
-    "context_bloat": "context bloat",
-    "output_growth": "output token growth",
-    "feature_concentration": "one feature dominates",
-    "tool_retry_storm": "tool retry storm",
-}
-
-Sums = Mapping[str, Mapping[str, Any]]
+Row = Mapping[str, Any]
 
 
 def _f(value: Any) -> float:
     return float(value or 0)
 
 
-def per_hour(sums: Sums, period: str, column: str) -> float | None:
-    """A window sum as a per-hour value (hours = the spike's hours in both periods)."""
-    hours = _f((sums.get("after") or {}).get("hours"))
-    row = sums.get(period)
-    if not row or not hours or row.get(column) is None:
-        return None
-    return float(row[column]) / hours
+class Step:
+    """One step's rows of marts.spike_runbook_steps: spike-wide metrics and, per subject (a
+    trigger type, feature or tool, in the mart's `subject_rank` order), its metrics."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.metrics: dict[str, Row] = {}
+        self.subjects: dict[str, dict[str, Row]] = {}
+        ranks: dict[str, int] = {}
+        for row in rows:
+            if row.get("subject") is None:
+                self.metrics[row["metric"]] = row
+            else:
+                self.subjects.setdefault(row["subject"], {})[row["metric"]] = row
+                if row.get("subject_rank") is not None:
+                    ranks[row["subject"]] = int(row["subject_rank"])
+        self.ranked = sorted(self.subjects, key=lambda s: (ranks.get(s, 1 << 30), s))
+
+    def get(self, metric: str, field: str, subject: str | None = None) -> Any:
+        row = self.metrics.get(metric) if subject is None else self.subjects[subject].get(metric)
+        return (row or {}).get(field)
+
+    def pair(self, metric: str, subject: str | None = None) -> tuple[Any, Any]:
+        return self.get(metric, "before", subject), self.get(metric, "after", subject)
+
+    def signal(self, metric: str, subject: str | None = None) -> bool:
+        return bool(self.get(metric, "is_signal", subject))
 
 
-def growth(before: Any, after: Any) -> float | None:
-    if before is None or after is None or float(before) == 0:
-        return None
-    return float(after) / float(before) - 1
+def causes_found(causes: Sequence[Row]) -> set[str]:
+    return {str(c.get("cause")) for c in causes}
 
 
-def cause_subject(diagnosis: Mapping[str, Any]) -> str:
-    """What the cause is about (a trigger type, tool, feature or model), escaped; '' if none."""
-    for column, label in (
-        ("trigger_type", "trigger"),
-        ("tool_name", "tool"),
-        ("feature", "feature"),
-        ("model", "model"),
-    ):
-        if diagnosis.get(column):
-            return f"{label} **{escape_md(diagnosis[column])}**"
-    return ""
-
-
-def cause_label(diagnosis: Mapping[str, Any]) -> str:
-    cause = str(diagnosis.get("cause") or "undiagnosed")
-    subject = cause_subject(diagnosis)
-    title = escape_md(CAUSE_TITLES.get(cause, cause))
-    return f"{title} ({subject})" if subject else title
+def cause_label(cause: Row) -> str:
+    return cause_name(cause.get("title") or cause.get("cause"), cause.get("detail"))
 
 
 # --------------------------------------------------------------------------- header and step 1
 
 
-def header(spike: Mapping[str, Any], diagnoses: Sequence[Mapping[str, Any]]) -> list[str]:
-    root = diagnoses[0] if diagnoses else {}
-    title = cause_label(root) if root else "undiagnosed"
-    state = "ongoing" if spike.get("is_ongoing") else f"ended {when(spike.get('spike_end'))}"
-    return [
-        f"# Cost spike {escape_md(spike['spike_id'])}: {title}",
-        "",
-        f"- **Started:** {when(spike.get('spike_start'))}",
-        f"- **Duration:** {int(spike.get('hours') or 0)} hours ({state}), "
-        f"peak at {when(spike.get('peak_hour'))}",
-        f"- **Cost:** {money(spike.get('total_cost_usd'))} against a baseline of "
-        f"{money(spike.get('baseline_cost_usd'))}",
-        f"- **Excess:** **{money(spike.get('excess_cost_usd'))}**, "
-        f"**{pct(spike.get('pct_above_baseline'))} over baseline**",
-    ]
+def header(spike: Row, causes: Sequence[Row]) -> list[str]:
+    title = cause_label(causes[0]) if causes else "undiagnosed"
+    return [f"# Cost spike {escape_md(spike['spike_id'])}: {title}"]
 
 
-def step1(spike: Mapping[str, Any], spike_hours: Sequence[Mapping[str, Any]]) -> list[str]:
+def step1(spike: Row, spike_hours: Sequence[Row]) -> list[str]:
     hours = int(spike.get("hours") or len(spike_hours))
+    state = "ongoing" if spike.get("is_ongoing") else f"ended {when(spike.get('spike_end'))}"
     lines = [
         "## Step 1: Confirm the spike",
         "",
         f"**Finding:** real and sustained, not a one-hour blip: {hours} hours above the "
         f"baseline (the median of the same hour over the previous days), starting "
-        f"**{when(spike.get('spike_start'))}**.",
+        f"**{when(spike.get('spike_start'))}** ({state}), peak at {when(spike.get('peak_hour'))}. "
+        f"It cost {money(spike.get('total_cost_usd'))} against a baseline of "
+        f"{money(spike.get('baseline_cost_usd'))} (`marts.cost_spikes`).",
         "",
     ]
     rows = [
@@ -126,37 +105,44 @@ def step1(spike: Mapping[str, Any], spike_hours: Sequence[Mapping[str, Any]]) ->
     return lines
 
 
+def _metric_row(step: Step, metric: str, label: str, kind: str) -> tuple[str, str, str, str]:
+    before, after = step.get(metric, "before"), step.get(metric, "after")
+    show = {
+        "usd": lambda v: money(v),
+        "usd5": lambda v: money(v, 5),
+        "n1": lambda v: number(v, 1),
+        "n0": lambda v: number(v),
+    }[kind]
+    return (label, show(before), show(after), change(before, after))
+
+
 # --------------------------------------------------------------------------- steps 2-4
 
 
-def step2(traffic: Sums, causes: set[str]) -> list[str]:
-    req_b, req_a = per_hour(traffic, "before", "requests"), per_hour(traffic, "after", "requests")
-    users_b = per_hour(traffic, "before", "unique_users")
-    users_a = per_hour(traffic, "after", "unique_users")
-    cost_b, cost_a = per_hour(traffic, "before", "cost_usd"), per_hour(traffic, "after", "cost_usd")
-    cpr_b = cost_b / req_b if cost_b is not None and req_b else None
-    cpr_a = cost_a / req_a if cost_a is not None and req_a else None
-    req_growth = growth(req_b, req_a)
+def step2(step: Step, causes: set[str]) -> list[str]:
+    growth = step.get("requests_per_hour", "growth")
+    users = step.pair("unique_users_per_hour")
+    cpr = step.pair("cost_per_request")
     if "traffic_increase" in causes:
         finding = (
-            f"traffic rose ({signed_pct(req_growth)} requests, {change(users_b, users_a)} unique "
-            "users per hour): check marketing, viral content, bots (user agents) and abuse."
+            f"traffic rose ({signed_pct(growth)} requests, {change(*users)} unique users per "
+            "hour): check marketing, viral content, bots (user agents) and abuse."
         )
-    elif req_growth is not None and req_growth >= TRAFFIC_GROWTH:
+    elif step.signal("requests_per_hour"):
         finding = (
-            f"requests rose {signed_pct(req_growth)}, but the diagnosis puts the growth on "
+            f"requests rose {signed_pct(growth)}, but the diagnosis puts the growth on "
             "another cause (see below)."
         )
     else:
         finding = (
-            f"traffic is flat ({signed_pct(req_growth)} requests) while cost per request moved "
-            f"{change(cpr_b, cpr_a)}: the problem is cost per request, go on to step 3."
+            f"traffic is flat ({signed_pct(growth)} requests) while cost per request moved "
+            f"{change(*cpr)}: the problem is cost per request, go on to step 3."
         )
     rows = [
-        ("requests per hour", number(req_b, 1), number(req_a, 1), change(req_b, req_a)),
-        ("unique users per hour", number(users_b, 1), number(users_a, 1), change(users_b, users_a)),
-        ("cost per hour", money(cost_b), money(cost_a), change(cost_b, cost_a)),
-        ("cost per request", money(cpr_b, 5), money(cpr_a, 5), change(cpr_b, cpr_a)),
+        _metric_row(step, "requests_per_hour", "requests per hour", "n1"),
+        _metric_row(step, "unique_users_per_hour", "unique users per hour", "n1"),
+        _metric_row(step, "cost_per_hour", "cost per hour", "usd"),
+        _metric_row(step, "cost_per_request", "cost per request", "usd5"),
     ]
     return [
         "## Step 2: Rule out a traffic increase",
@@ -167,38 +153,27 @@ def step2(traffic: Sums, causes: set[str]) -> list[str]:
     ]
 
 
-def step3(
-    recompute: Sums, triggers: Mapping[str, Sums], traffic: Sums, causes: set[str]
-) -> list[str]:
-    before, after = recompute.get("before") or {}, recompute.get("after") or {}
-    ratio_b = _f(before.get("hidden")) / _f(before.get("total")) if before.get("total") else None
-    ratio_a = _f(after.get("hidden")) / _f(after.get("total")) if after.get("total") else None
-    rise = None if ratio_a is None or ratio_b is None else ratio_a - ratio_b
-    rows = []
-    growths = []
-    for trigger in sorted(triggers):
-        sums = triggers[trigger]
-        hours = _f((traffic.get("after") or {}).get("hours"))
-        req_b = _f((sums.get("before") or {}).get("requests")) / hours if hours else None
-        req_a = _f((sums.get("after") or {}).get("requests")) / hours if hours else None
-        excess = _f((sums.get("after") or {}).get("cost_usd")) - _f(
-            (sums.get("before") or {}).get("cost_usd")
+def step3(step: Step, causes: set[str]) -> list[str]:
+    ratio_b, ratio_a = step.get("hidden_ratio", "before"), step.get("hidden_ratio", "after")
+    rise = step.get("hidden_ratio", "change")
+    rows = [
+        (
+            escape_md(trigger),
+            number(step.get("requests_per_hour", "before", trigger), 1),
+            number(step.get("requests_per_hour", "after", trigger), 1),
+            change(
+                step.get("requests_per_hour", "before", trigger),
+                step.get("requests_per_hour", "after", trigger),
+            ),
+            signed_money(step.get("cost_usd", "change", trigger)),
         )
-        growths.append((excess, trigger))
-        rows.append(
-            (
-                escape_md(trigger),
-                number(req_b, 1),
-                number(req_a, 1),
-                change(req_b, req_a),
-                signed_money(excess),
-            )
-        )
-    top = max(growths)[1] if growths else None
-    if "hidden_recompute" in causes or (rise is not None and rise >= HIDDEN_RATIO_RISE):
+        for trigger in sorted(step.subjects)
+    ]
+    top = step.ranked[0] if step.ranked else None
+    if "hidden_recompute" in causes or step.signal("hidden_ratio"):
         finding = (
             f"hidden recompute rose: {pct(ratio_b)} -> **{pct(ratio_a)}** of requests "
-            f"({rise * 100:+.0f} points), driven by **{escape_md(top)}**. "
+            f"({_f(rise) * 100:+.0f} points), driven by **{escape_md(top)}**. "
             + (
                 "The retries are the symptom of the failing tool (step 6)."
                 if top == "retry" and "tool_retry_storm" in causes
@@ -214,9 +189,9 @@ def step3(
         f"**Finding:** {finding}",
         "",
         f"`hidden_ratio` over the window (`marts.recompute_hourly`, sum of hidden / sum of "
-        f"total): baseline {pct(ratio_b, 1)}, spike "
-        f"{pct(ratio_a, 1)}; hidden cost {money(before.get('hidden_cost_usd'))} -> "
-        f"{money(after.get('hidden_cost_usd'))} over the window.",
+        f"total): baseline {pct(ratio_b, 1)}, spike {pct(ratio_a, 1)}; hidden cost "
+        f"{money(step.get('hidden_cost_usd', 'before'))} -> "
+        f"{money(step.get('hidden_cost_usd', 'after'))} over the window.",
         "",
         *table(
             (
@@ -224,42 +199,44 @@ def step3(
                 "requests/h baseline",
                 "requests/h spike",
                 "change",
-                "excess cost",
+                "cost change",
             ),
             rows,
         ),
     ]
 
 
-def step4(tokens: Sums, causes: set[str]) -> list[str]:
-    before, after = tokens.get("before") or {}, tokens.get("after") or {}
-    rows = []
-    moved = {}
-    for column, label in (
-        ("avg_input_tokens", "avg input tokens"),
-        ("p95_input_tokens", "p95 input tokens"),
-        ("avg_output_tokens", "avg output tokens"),
-        ("p95_output_tokens", "p95 output tokens"),
-    ):
-        b, a = before.get(column), after.get(column)
-        moved[column] = growth(b, a)
-        rows.append((label, number(b), number(a), change(b, a)))
-    input_growth = max((g for k, g in moved.items() if "input" in k and g is not None), default=0)
-    output_growth = max((g for k, g in moved.items() if "output" in k and g is not None), default=0)
+def step4(step: Step, causes: set[str]) -> list[str]:
+    rows = [
+        _metric_row(step, "avg_input_tokens", "avg input tokens", "n0"),
+        _metric_row(step, "p95_input_tokens", "p95 input tokens", "n0"),
+        _metric_row(step, "avg_output_tokens", "avg output tokens", "n0"),
+        _metric_row(step, "p95_output_tokens", "p95 output tokens", "n0"),
+    ]
+
+    def most(*metrics: str) -> float | None:
+        grown = [step.get(m, "growth") for m in metrics if step.get(m, "growth") is not None]
+        return max(grown) if grown else None
+
+    input_moved = step.signal("avg_input_tokens") or step.signal("p95_input_tokens")
+    output_moved = step.signal("avg_output_tokens") or step.signal("p95_output_tokens")
+    input_growth = most("avg_input_tokens", "p95_input_tokens")
+    output_growth = most("avg_output_tokens", "p95_output_tokens")
     findings = []
-    if "context_bloat" in causes or input_growth >= TOKEN_GROWTH:
+    if "context_bloat" in causes or input_moved:
         findings.append(
-            f"input tokens per request rose ({signed_pct(input_growth)}): check context window "
-            "management, context appended instead of replaced, prompt template changes."
+            f"input tokens per request rose ({signed_pct(input_growth)}): "
+            "check context window management, context appended instead of replaced, prompt "
+            "template changes."
         )
-    if "output_growth" in causes or output_growth >= TOKEN_GROWTH:
+    if "output_growth" in causes or output_moved:
         findings.append(
-            f"output tokens per request rose ({signed_pct(output_growth)}): check model version, "
-            "temperature/sampling and output format changes."
+            f"output tokens per request rose ({signed_pct(output_growth)}): "
+            "check model version, temperature/sampling and output format changes."
         )
     finding = " ".join(findings) or (
-        f"token usage steady (input {signed_pct(moved['avg_input_tokens'])}, output "
-        f"{signed_pct(moved['avg_output_tokens'])} per request)."
+        f"token usage steady (input {signed_pct(step.get('avg_input_tokens', 'growth'))}, output "
+        f"{signed_pct(step.get('avg_output_tokens', 'growth'))} per request)."
     )
     return [
         "## Step 4: Check token usage",
@@ -275,51 +252,30 @@ def step4(tokens: Sums, causes: set[str]) -> list[str]:
 # --------------------------------------------------------------------------- steps 5-6
 
 
-def feature_rows(features: Mapping[str, Sums], hours: float) -> list[dict[str, Any]]:
-    """Features with their window figures, largest excess first."""
-    out = []
-    for feature, sums in features.items():
-        before, after = sums.get("before") or {}, sums.get("after") or {}
-        out.append(
-            {
-                "feature": feature,
-                "requests_before": _f(before.get("requests")) / hours if hours else None,
-                "requests_after": _f(after.get("requests")) / hours if hours else None,
-                "cost_before_usd": _f(before.get("cost_usd")),
-                "cost_after_usd": _f(after.get("cost_usd")),
-                "excess_usd": _f(after.get("cost_usd")) - _f(before.get("cost_usd")),
-            }
-        )
-    return sorted(out, key=lambda r: (-r["excess_usd"], r["feature"]))
-
-
-def step5(features: Mapping[str, Sums], traffic: Sums, causes: set[str]) -> list[str]:
-    hours = _f((traffic.get("after") or {}).get("hours"))
-    ranked = feature_rows(features, hours)
-    total_excess = sum(r["excess_usd"] for r in ranked)
+def step5(step: Step, causes: set[str]) -> list[str]:
     rows = [
         (
-            escape_md(r["feature"]),
-            number(r["requests_before"], 1),
-            number(r["requests_after"], 1),
-            money(r["cost_before_usd"]),
-            money(r["cost_after_usd"]),
-            signed_money(r["excess_usd"]),
-            pct(r["excess_usd"] / total_excess) if total_excess > 0 else "n/a",
+            escape_md(feature),
+            number(step.get("requests_per_hour", "before", feature), 1),
+            number(step.get("requests_per_hour", "after", feature), 1),
+            money(step.get("cost_usd", "before", feature)),
+            money(step.get("cost_usd", "after", feature)),
+            signed_money(step.get("cost_usd", "change", feature)),
+            pct(step.get("share_of_cost_change", "after", feature)),
         )
-        for r in ranked[:TOP_FEATURES]
+        for feature in step.ranked[:TOP_FEATURES]
     ]
-    if ranked and total_excess > 0:
-        top = ranked[0]
-        share = top["excess_usd"] / total_excess
+    top = step.ranked[0] if step.ranked else None
+    share = step.get("share_of_cost_change", "after", top) if top else None
+    if top is not None and share is not None:
         verdict = (
             "one feature drives the cost: check its recent changes, retry logic and token usage."
-            if "feature_concentration" in causes or share >= 0.5
-            else "the excess is spread over several features."
+            if "feature_concentration" in causes or step.signal("share_of_cost_change", top)
+            else "the cost change is spread over several features."
         )
         finding = (
-            f"**{escape_md(top['feature'])}** carries {pct(share)} of the excess "
-            f"({signed_money(top['excess_usd'])}); {verdict}"
+            f"**{escape_md(top)}** carries {pct(share)} of the cost change "
+            f"({signed_money(step.get('cost_usd', 'change', top))}); {verdict}"
         )
     else:
         finding = "no feature's cost rose."
@@ -335,58 +291,37 @@ def step5(features: Mapping[str, Sums], traffic: Sums, causes: set[str]) -> list
                 "requests/h spike",
                 "cost baseline",
                 "cost spike",
-                "excess",
-                "share of net excess",
+                "cost change",
+                "share of the change",
             ),
             rows,
         ),
     ]
 
 
-def tool_rows(tools: Mapping[str, Sums], hours: float) -> list[dict[str, Any]]:
-    """Tools with their window figures, the largest failure-rate rise first."""
-    out = []
-    for tool, sums in tools.items():
-        before, after = sums.get("before") or {}, sums.get("after") or {}
-        calls_b, calls_a = _f(before.get("calls")), _f(after.get("calls"))
-        row = {
-            "tool_name": tool,
-            "calls_before": calls_b / hours if hours else None,
-            "calls_after": calls_a / hours if hours else None,
-            "failures_after": _f(after.get("failures")),
-            "failure_rate_before": _f(before.get("failures")) / calls_b if calls_b else None,
-            "failure_rate_after": _f(after.get("failures")) / calls_a if calls_a else None,
-            "avg_retries_before": _f(before.get("retries")) / calls_b if calls_b else None,
-            "avg_retries_after": _f(after.get("retries")) / calls_a if calls_a else None,
-        }
-        row["failure_rate_rise"] = _f(row["failure_rate_after"]) - _f(row["failure_rate_before"])
-        out.append(row)
-    return sorted(
-        out, key=lambda r: (-r["failure_rate_rise"], -r["failures_after"], r["tool_name"])
-    )
-
-
-def step6(tools: Mapping[str, Sums], traffic: Sums, causes: set[str]) -> list[str]:
-    hours = _f((traffic.get("after") or {}).get("hours"))
-    ranked = tool_rows(tools, hours)
-    failing = [r for r in ranked if r["failure_rate_rise"] >= TOOL_FAILURE_RATE_RISE]
+def step6(step: Step, causes: set[str]) -> list[str]:
+    failing = [
+        tool
+        for tool in step.ranked
+        if step.signal("failure_rate", tool) or step.signal("avg_retries", tool)
+    ]
     rows = [
         (
-            escape_md(r["tool_name"]),
-            number(r["calls_before"], 1),
-            number(r["calls_after"], 1),
-            pct(r["failure_rate_before"], 1),
-            pct(r["failure_rate_after"], 1),
-            number(r["avg_retries_before"], 2),
-            number(r["avg_retries_after"], 2),
+            escape_md(tool),
+            number(step.get("calls_per_hour", "before", tool), 1),
+            number(step.get("calls_per_hour", "after", tool), 1),
+            pct(step.get("failure_rate", "before", tool), 1),
+            pct(step.get("failure_rate", "after", tool), 1),
+            number(step.get("avg_retries", "before", tool), 2),
+            number(step.get("avg_retries", "after", tool), 2),
         )
-        for r in ranked[:TOP_TOOLS]
+        for tool in step.ranked[:TOP_TOOLS]
     ]
     if failing:
         names = ", ".join(
-            f"**{escape_md(r['tool_name'])}** ({pct(r['failure_rate_before'])} -> "
-            f"{pct(r['failure_rate_after'])} failures)"
-            for r in failing
+            f"**{escape_md(tool)}** ({pct(step.get('failure_rate', 'before', tool))} -> "
+            f"{pct(step.get('failure_rate', 'after', tool))} failures)"
+            for tool in failing
         )
         finding = (
             f"failing tools: {names}. Check the tool's API, whether retries multiply cost, "
@@ -419,7 +354,7 @@ def step6(tools: Mapping[str, Sums], traffic: Sums, causes: set[str]) -> list[st
 # --------------------------------------------------------------------------- changes, causes
 
 
-def changes_section(changes: Sequence[Mapping[str, Any]]) -> list[str]:
+def changes_section(changes: Sequence[Row]) -> list[str]:
     lines = ["## Changes in the 24 hours before the start (`raw.change_events`)", ""]
     if not changes:
         return [*lines, "None recorded."]
@@ -435,83 +370,77 @@ def changes_section(changes: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*lines, *table(("changed at", "kind", "feature", "description"), rows, "llll")]
 
 
-def causes_section(diagnoses: Sequence[Mapping[str, Any]], excess: Any) -> list[str]:
-    lines = ["## Causes, ranked (`marts.spike_diagnosis`)", ""]
-    if not diagnoses:
+def causes_section(causes: Sequence[Row], summary: Row | None) -> list[str]:
+    lines = ["## Causes, ranked (`marts.spike_causes`)", ""]
+    if not causes:
         return [*lines, "No cause found: work the runbook by hand from step 1."]
-    root = diagnoses[0]
-    window_excess = (evidence(root).get("cost_usd") or {}).get("excess")
+    summary = summary or {}
+    root = causes[0]
     rows = [
         (
-            int(d.get("rank") or 0),
-            escape_md(d.get("cause")),
-            cause_subject(d) or "",
-            money(d.get("contribution_usd")),
-            pct(evidence(d).get("share_of_excess")),
+            int(c.get("rank") or 0),
+            escape_md(c.get("cause")),
+            f"**{escape_md(c['detail'])}**" if c.get("detail") else "",
+            money(c.get("excess_usd")),
+            pct(c.get("share_of_excess")),
+            key_number(c) or "",
         )
-        for d in diagnoses
+        for c in causes
     ]
+    unexplained = summary.get("unexplained_usd")
+    if unexplained is not None and abs(float(unexplained)) >= 0.005:
+        label = "not explained" if float(unexplained) > 0 else "offset (other costs fell)"
+        rows.append(("", label, "", money(unexplained), "", ""))
     return [
         *lines,
-        f"**Root cause:** {cause_label(root)}, explaining {money(root.get('contribution_usd'))} "
-        f"of the {money(window_excess)} net excess against the baseline window "
-        f"({pct(evidence(root).get('share_of_excess'))}; against the median baseline the spike's "
-        f"excess is {money(excess)}).",
+        f"**Root cause:** {cause_label(root)}, explaining {money(root.get('excess_usd'))} "
+        f"({pct(root.get('share_of_excess'))}) of the spike's "
+        f"{money(summary.get('excess_cost_usd'))} excess.",
         "",
-        *table(("rank", "cause", "on", "contribution", "share of excess"), rows, "rllrr"),
+        *table(("rank", "cause", "on", "excess explained", "share", "key number"), rows, "rllrrl"),
     ]
-
-
-def evidence(diagnosis: Mapping[str, Any]) -> Mapping[str, Any]:
-    evidence = diagnosis.get("evidence")
-    if isinstance(evidence, str):
-        import json
-
-        try:
-            evidence = json.loads(evidence)
-        except json.JSONDecodeError:
-            return {}
-    return evidence if isinstance(evidence, Mapping) else {}
 
 
 # --------------------------------------------------------------------------- steps 7-8
 
 
-def mitigation_text(diagnosis: Mapping[str, Any]) -> str:
-    """The runbook's fix with its configuration (the incidents' wording), names code-safe."""
-    from orchestration.incidents.payloads import mitigation_for
-
-    if not diagnosis:
-        return "No cause found: follow the runbook from step 1."
-
-    def safe(column: str) -> str | None:
-        value = diagnosis.get(column)
-        return code_safe(value) if value else None
-
-    return mitigation_for(
-        diagnosis.get("cause"),
-        feature=safe("feature"),
-        tool_name=safe("tool_name"),
-        trigger_type=safe("trigger_type"),
-        model=safe("model"),
-        fallback=diagnosis.get("recommended_fix"),
-    )
-
-
-def step7(diagnoses: Sequence[Mapping[str, Any]]) -> list[str]:
-    root = diagnoses[0] if diagnoses else {}
+def step7(causes: Sequence[Row]) -> list[str]:
+    root = causes[0] if causes else {}
     lines = ["## Step 7: Immediate mitigation", ""]
-    if root:
-        lines += [f"For the root cause, {cause_label(root)}:", ""]
-    return [*lines, mitigation_text(root)]
+    if not root:
+        return [*lines, "No cause found: follow the runbook from step 1."]
+    return [
+        *lines,
+        f"For the root cause, {cause_label(root)} (`seeds/cause_catalogue.csv`):",
+        "",
+        str(root.get("recommended_fix") or root.get("action") or ""),
+    ]
+
+
+def alert_deliveries(alerts: Sequence[Row]) -> str:
+    """Where the incident's alerts went: `log: opened sent; slack: opened failed`."""
+    if not alerts:
+        return "none queued yet"
+    parts = [
+        f"{escape_md(a.get('channel'))}: {escape_md(a.get('kind'))} {escape_md(a.get('status'))}"
+        for a in alerts
+    ]
+    external = {a.get("channel") for a in alerts} - {"log"}
+    text = "; ".join(parts)
+    if not external:
+        text += (
+            ". The console log only: set `COSTWATCH_SLACK_WEBHOOK_URL`, "
+            "`COSTWATCH_ALERT_WEBHOOK_URL` or `COSTWATCH_PAGERDUTY_ROUTING_KEY` to page someone"
+        )
+    return text
 
 
 def step8(
-    diagnoses: Sequence[Mapping[str, Any]],
-    incident: Mapping[str, Any] | None,
-    spike: Mapping[str, Any],
+    causes: Sequence[Row],
+    incident: Row | None,
+    alerts: Sequence[Row] = (),
 ) -> list[str]:
-    root = diagnoses[0] if diagnoses else {}
+    root = causes[0] if causes else {}
     lines = ["## Step 8: Document and monitor", ""]
     if incident is None:
         cause = cause_label(root) if root else "undiagnosed"
@@ -529,6 +458,7 @@ def step8(
     if incident.get("incident_id"):
         opened = f"#{incident['incident_id']} ({status}, severity {severity})"
         alerted = "Yes" if incident.get("alert_created") else "No"
+        alerted += f"; {alert_deliveries(alerts)}"
     else:  # the report of an incident being opened
         opened = f"opened with this report ({status}, severity {severity})"
         alerted = (
@@ -541,7 +471,7 @@ def step8(
         f"- **Incident:** {opened}",
         f"- **Root cause:** {escape_md(incident.get('root_cause') or 'undiagnosed')}"
         + (
-            f": {cause_label(root)}, explaining {money(root.get('contribution_usd'))} of the "
+            f": {cause_label(root)}, explaining {money(root.get('excess_usd'))} of the "
             "excess (see the ranked causes)"
             if root
             else ""
@@ -556,7 +486,7 @@ def step8(
 # --------------------------------------------------------------------------- no spike
 
 
-def no_spike(newest: Any, hours: Sequence[Mapping[str, Any]]) -> list[str]:
+def no_spike(newest: Any, hours: Sequence[Row]) -> list[str]:
     """Step 1's confirmation query over the last 48 hours, when there is nothing to triage."""
     total = sum(_f(h.get("total_cost_usd")) for h in hours)
     requests = sum(_f(h.get("requests")) for h in hours)

@@ -69,7 +69,11 @@ verdicts as (
         load_hour,
         count(*) filter (where reject_reason is null and not is_duplicate) as clean_rows,
         count(*) filter (where reject_reason is not null) as rejected_rows,
-        count(*) filter (where is_duplicate) as duplicate_rows
+        count(*) filter (where is_duplicate) as duplicate_rows,
+        count(*) filter (where reject_reason = 'unpriced_model') as unpriced_rows,
+        count(*) filter (
+            where reject_reason is null and not is_duplicate and cost_source = 'priced'
+        ) as priced_rows
     from checked_inference_events
     group by load_hour
     union all
@@ -78,7 +82,9 @@ verdicts as (
         load_hour,
         count(*) filter (where reject_reason is null and not is_duplicate) as clean_rows,
         count(*) filter (where reject_reason is not null) as rejected_rows,
-        count(*) filter (where is_duplicate) as duplicate_rows
+        count(*) filter (where is_duplicate) as duplicate_rows,
+        0 as unpriced_rows,
+        0 as priced_rows
     from checked_tool_calls
     group by load_hour
 ),
@@ -90,7 +96,9 @@ final as (
         coalesce(raw_counts.raw_rows, 0) as raw_rows,
         coalesce(verdicts.clean_rows, 0) as clean_rows,
         coalesce(verdicts.rejected_rows, 0) as rejected_rows,
-        coalesce(verdicts.duplicate_rows, 0) as duplicate_rows
+        coalesce(verdicts.duplicate_rows, 0) as duplicate_rows,
+        coalesce(verdicts.unpriced_rows, 0) as unpriced_rows,
+        coalesce(verdicts.priced_rows, 0) as priced_rows
     from raw_counts
     full outer join verdicts
         on

@@ -20,7 +20,12 @@ final as (
         input_tokens,
         output_tokens,
         cost_usd,
-        user_agent
+        user_agent,
+        cached_input_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+        provider,
+        cost_source
     from checked
     where reject_reason is null and not is_duplicate
 )

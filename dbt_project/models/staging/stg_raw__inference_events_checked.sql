@@ -1,5 +1,6 @@
 {#-
-  Every raw inference event of the incremental window, typed and trimmed, with its verdict:
+  Every raw inference event of the incremental window, typed and trimmed, priced when it has no
+  cost of its own (stg_model_prices; `cost_source` says provider | priced | unknown), with its verdict:
   `reject_reason` (null when valid) and `is_duplicate`. Order of the rules: validity first, then
   deduplication among valid rows, so an invalid row is always a rejection and a valid copy of an
   already kept event_id is a duplicate. The kept copy of an event_id is the earliest created_at,
@@ -43,12 +44,76 @@ typed as (
         trim(model) as model,
         input_tokens,
         output_tokens,
-        cost_usd,
+        cost_usd as source_cost_usd,
+        lower(trim(cost_source)) as source_cost_source,
         user_agent,
+        cached_input_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+        nullif(lower(trim(provider)), '') as provider,
+        lower(trim(model)) as price_model,
+        {{ provider_key('provider') }} as price_provider,
         coalesce({{ hour_bucket('created_at') }}, '-infinity'::timestamptz) as load_hour,
         {{ hour_bucket('created_at') }} as hour,
         {{ day_bucket('created_at') }} as day
     from source
+),
+
+{{ price_interval_ctes() }},
+
+prices as (
+    select * from price_intervals
+),
+
+-- Events without a cost of their own: the price in effect at created_at, of the event's
+-- provider when it has one for the model, else of the model's default provider.
+priced as (
+    select
+        typed.*,
+        case
+            when by_provider.model is not null then by_provider.input_usd_per_token
+            else by_default.input_usd_per_token
+        end as input_usd_per_token,
+        case
+            when by_provider.model is not null then by_provider.output_usd_per_token
+            else by_default.output_usd_per_token
+        end as output_usd_per_token,
+        case
+            when by_provider.model is not null then by_provider.cached_input_usd_per_token
+            else by_default.cached_input_usd_per_token
+        end as cached_input_usd_per_token,
+        case
+            when by_provider.model is not null then by_provider.cache_write_usd_per_token
+            else by_default.cache_write_usd_per_token
+        end as cache_write_usd_per_token
+    from typed
+    left join prices as by_provider
+        on
+            typed.source_cost_usd is null
+            and typed.price_model = by_provider.model
+            and typed.price_provider = by_provider.provider
+            and typed.created_at >= by_provider.effective_from
+            and typed.created_at < by_provider.effective_to
+    left join prices as by_default
+        on
+            typed.source_cost_usd is null
+            and typed.price_model = by_default.model
+            and by_default.is_default
+            and typed.created_at >= by_default.effective_from
+            and typed.created_at < by_default.effective_to
+),
+
+costed as (
+    select
+        *,
+        coalesce(source_cost_usd, {{ priced_cost_usd() }}) as cost_usd,
+        case
+            when source_cost_usd is not null
+                then coalesce(nullif(source_cost_source, 'unknown'), 'provider')
+            when {{ priced_cost_usd() }} is not null then 'priced'
+            else 'unknown'
+        end as cost_source
+    from priced
 ),
 
 judged as (
@@ -65,10 +130,14 @@ judged as (
             when input_tokens < 0 then 'negative_input_tokens'
             when output_tokens is null then 'missing_output_tokens'
             when output_tokens < 0 then 'negative_output_tokens'
-            when cost_usd is null then 'missing_cost_usd'
+            when cached_input_tokens < 0 then 'negative_cached_input_tokens'
+            when cache_write_tokens < 0 then 'negative_cache_write_tokens'
+            when reasoning_tokens < 0 then 'negative_reasoning_tokens'
+            when cost_usd is null and model is null then 'missing_cost_usd'
+            when cost_usd is null then 'unpriced_model'
             when cost_usd < 0 then 'negative_cost_usd'
         end as reject_reason
-    from typed
+    from costed
 ),
 
 kept_before_window as (
@@ -123,6 +192,11 @@ final as (
         ranked.output_tokens,
         ranked.cost_usd,
         ranked.user_agent,
+        ranked.cached_input_tokens,
+        ranked.cache_write_tokens,
+        ranked.reasoning_tokens,
+        ranked.provider,
+        ranked.cost_source,
         ranked.load_hour,
         ranked.hour,
         ranked.day,

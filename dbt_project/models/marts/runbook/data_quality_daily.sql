@@ -15,7 +15,9 @@ final as (
         sum(raw_rows)::bigint as raw_rows,
         sum(clean_rows)::bigint as clean_rows,
         sum(rejected_rows)::bigint as rejected_rows,
-        sum(duplicate_rows)::bigint as duplicate_rows
+        sum(duplicate_rows)::bigint as duplicate_rows,
+        coalesce(sum(unpriced_rows), 0)::bigint as unpriced_rows,
+        coalesce(sum(priced_rows), 0)::bigint as priced_rows
     from hourly
     group by 1, 2
 )

@@ -21,6 +21,11 @@ final as (
         output_tokens,
         cost_usd,
         user_agent,
+        cached_input_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+        provider,
+        cost_source,
         reject_reason
     from checked
     where reject_reason is not null

@@ -27,7 +27,10 @@ totals as (
         hour,
         sum(requests)::bigint as requests,
         sum(sum_input_tokens)::bigint as sum_input_tokens,
-        sum(sum_output_tokens)::bigint as sum_output_tokens
+        sum(sum_output_tokens)::bigint as sum_output_tokens,
+        sum(sum_cached_input_tokens)::bigint as sum_cached_input_tokens,
+        sum(sum_cache_write_tokens)::bigint as sum_cache_write_tokens,
+        sum(sum_reasoning_tokens)::bigint as sum_reasoning_tokens
     from facts
     group by hour
 ),
@@ -41,7 +44,17 @@ final as (
         distributions.p95_input_tokens,
         distributions.p95_output_tokens,
         totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
-        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens
+        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens,
+        totals.sum_cached_input_tokens,
+        totals.sum_cache_write_tokens,
+        totals.sum_reasoning_tokens,
+        totals.sum_cached_input_tokens::numeric / totals.requests as avg_cached_input_tokens,
+        totals.sum_cache_write_tokens::numeric / totals.requests as avg_cache_write_tokens,
+        totals.sum_reasoning_tokens::numeric / totals.requests as avg_reasoning_tokens,
+        case
+            when totals.sum_input_tokens > 0
+                then totals.sum_cached_input_tokens::numeric / totals.sum_input_tokens
+        end as cached_input_ratio
     from totals
     inner join distributions
         on totals.hour = distributions.hour
