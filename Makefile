@@ -63,7 +63,7 @@ dev: install ## dagster dev on workspace.yaml against the same database
 	$(BIN)/costwatch db start
 	$(BIN)/costwatch db init
 	$(BIN)/costwatch prepare
-	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c 'from orchestration.instance import write_instance_config as w; w()'
 	$(BIN)/costwatch db env --exec $(BIN)/dagster dev -w workspace.yaml
 
 bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour

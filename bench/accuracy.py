@@ -41,7 +41,7 @@ import time
 import traceback
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +53,11 @@ DAYS = 21
 EVENTS_PER_HOUR = 1000  # costwatch seed's default: the product as the scenarios simulate it
 LOW_VOLUME_EVENTS_PER_HOUR = 80
 REPLAY_HOURS = 10  # passes after the onset before a row counts as not found
+# The first hourly pass run after the onset: HH:05 two hours on, when two complete incident
+# hours exist. By the contract one complete hour never confirms a spike, so earlier passes
+# cannot open the incident; skipping a pass can only make a measured latency longer, never
+# shorter (the blip rows, replayed from before the blip, check the one-hour rule).
+FIRST_PASS_AFTER_ONSET_HOURS = 2
 PASS_MINUTE = 5  # the hourly schedule's pass at HH:05 sees events created before HH:05
 QUIET_STEP_HOURS = 72  # coarse cuts of rows without an incident
 QUIET_CUT_DAYS = 6  # ... over this many last days
@@ -451,10 +456,9 @@ class Worker:
         """The shared history (the `quiet` scenario's rows before the first cut: the same
         product, seed and shape), built, read, and kept as a template database."""
         from orchestration.database import connect
-        from orchestration.seed import generate
 
         cut = pass_times(lead)[0]
-        data = generate("quiet", **lead.seed_kwargs())
+        data = quiet_data(lead)
         self.fresh_database()
         with connect(self.url) as conn:
             load(conn, data, row_end=lead.end, history_until=cut, held_from=None)
@@ -620,9 +624,10 @@ def pass_times(row: Row) -> list[datetime]:
     if row.replayed:
         first = row.onset - timedelta(hours=1) + step
         last_hours = REPLAY_HOURS + (int(row.ramp_hours) if row.ramp_hours else 0)
-        if row.kind == "blip":
-            last_hours = 6
-        return [first + timedelta(hours=h) for h in range(last_hours + 2)]
+        if row.kind == "blip":  # every pass from before the blip to hours after it
+            return [first + timedelta(hours=h) for h in range(8)]
+        skip = FIRST_PASS_AFTER_ONSET_HOURS + 1
+        return [first, *(first + timedelta(hours=h) for h in range(skip, last_hours + 2))]
     end = row.end
     cuts = [
         end - timedelta(hours=h) + step for h in range(QUIET_CUT_DAYS * 24, 0, -QUIET_STEP_HOURS)
@@ -655,6 +660,10 @@ def load(
     from orchestration.seed.timeline import to_us
 
     with conn.cursor() as cur:
+        # A row's database lives for a minute: autovacuum would only compete for the CPU (dbt
+        # analyzes the tables it reads).
+        for table, _ in HOLD_TABLES:
+            cur.execute(f"alter table raw.{table} set (autovacuum_enabled = false)")
         if history_until is not None:
             until = to_us(history_until)
             seed_rows.copy_rows(cur, "raw.inference_events", data.inference_rows(until_us=until))
@@ -672,7 +681,10 @@ def load(
             since = to_us(held_from)
             cur.execute("create schema if not exists holdout")
             for table, _ in HOLD_TABLES:
-                cur.execute(f"create table holdout.{table} (like raw.{table})")
+                cur.execute(
+                    f"create table holdout.{table} (like raw.{table}) "
+                    "with (autovacuum_enabled = false)"
+                )
             seed_rows.copy_rows(
                 cur, "holdout.inference_events", data.inference_rows(since_us=since)
             )
@@ -749,12 +761,26 @@ def step_verdict(row: Row, seen: list[dict], final: list[dict]) -> str | None:
     return None
 
 
+_QUIET: dict[str, object] = {}
+
+
+def quiet_data(row: Row):
+    """The `quiet` scenario with the row's product, seed and shape (the same rows without the
+    incident), generated once per history."""
+    from orchestration.seed import generate
+
+    kwargs = row.seed_kwargs()
+    key = repr(sorted(kwargs.items()))
+    if key not in _QUIET:
+        _QUIET.clear()
+        _QUIET[key] = generate("quiet", **kwargs)
+    return _QUIET[key]
+
+
 def incident_uplift(row: Row, data) -> float:
     """The incident's cost over the same rows without it, over its first two full hours
     (its first two at full strength for a ramp), minus 1."""
-    from orchestration.seed import generate
-
-    quiet = generate("quiet", **row.seed_kwargs())
+    quiet = quiet_data(row)
     first = row.onset + timedelta(hours=int(row.ramp_hours or 0))
 
     def cost(d) -> float:
@@ -838,9 +864,20 @@ def groups(rows: list[Row]) -> list[list[Row]]:
     return [*shared.values(), *alone]
 
 
-def unit_cost(row: Row) -> float:
-    """A rough relative cost: replayed rows run several passes."""
-    return (3.0 if row.replayed else 2.0) * row.events_per_hour / EVENTS_PER_HOUR
+def interleaved(units: list[list[Row]]) -> list[list[Row]]:
+    """Work units in an order that covers every kind early (an interrupted run, or its
+    partial results, still tells something of each): shared incident histories in turn with
+    the rows of their own, round robin over the kinds."""
+    by_kind: dict[str, list[list[Row]]] = {}
+    for unit in units:
+        by_kind.setdefault(unit[0].kind, []).append(unit)
+    queues = list(by_kind.values())
+    out: list[list[Row]] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
 
 
 def _drop_in_worker() -> None:
@@ -856,14 +893,13 @@ def run_rows(
     dbt_vars: dict | None = None,
     tests: bool = False,
     progress: bool = True,
+    partial: Path | None = None,
 ) -> list[Result]:
     """Run `rows` on `jobs` worker processes; results in the order of `rows`."""
     dbt_vars = dbt_vars or {}
     tag = f"{os.getpid()}"
     order = {row.name: i for i, row in enumerate(rows)}
-    # Work units: rows sharing a history together, the biggest first so the workers finish
-    # together.
-    units = sorted(groups(rows), key=lambda g: -sum(unit_cost(r) for r in g))
+    units = interleaved(groups(rows))
     results: list[Result] = []
 
     def collect(batch: list[Result]) -> None:
@@ -871,6 +907,9 @@ def run_rows(
             results.append(result)
             if progress:
                 _progress(result, len(results), len(rows))
+        if partial is not None:  # what is done so far survives an interrupted run
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps([asdict(r) for r in results], default=str))
 
     if jobs <= 1:
         _init_worker(server_url, dbt_vars, tests, tag)
@@ -1043,6 +1082,23 @@ def print_summary(s: dict, seconds: float) -> None:
     print(f"  time                {seconds:.0f} s")
 
 
+def report(path: Path) -> int:
+    """The table and summary of a results file, complete or partial."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"accuracy: cannot read {path}: {err}", file=sys.stderr)
+        return 1
+    items = data["rows"] if isinstance(data, dict) else data
+    names = {f.name for f in fields(Result)}
+    results = [Result(**{k: v for k, v in item.items() if k in names}) for item in items]
+    order = {r.name: i for i, r in enumerate(matrix())}
+    results.sort(key=lambda r: order.get(r.row, len(order)))
+    print(table(results))
+    print_summary(summary(results), data.get("seconds", 0.0) if isinstance(data, dict) else 0.0)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.accuracy", description=__doc__.splitlines()[0]
@@ -1063,10 +1119,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", action="store_true",
                         help="dbt build: the models' tests on every pass (2x slower)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="print the table and summary of a results file (or a .partial.json "
+                        "of an interrupted run) and exit")  # fmt: skip
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
+    if args.report:
+        return report(args.report)
     try:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
     except ValueError:
@@ -1101,17 +1162,21 @@ def main(argv: list[str] | None = None) -> int:
             variables[name.strip()] = value
     base = configured_url() or EmbeddedPostgres().start()
     server = url_for_database(base, "postgres")
-    print(f"costwatch accuracy: {len(rows)} rows, {args.jobs} at a time, dbt "
-          f"{'build' if args.tests else 'run'} +spike_diagnosis"
+    print(f"costwatch accuracy: {len(rows)} rows, {args.jobs} at a time, dbt build "
+          f"+spike_diagnosis ({'models, seeds, tests' if args.tests else 'models, seeds'})"
           + (f", vars {variables}" if variables else ""), file=sys.stderr)  # fmt: skip
     started = time.perf_counter()
-    results = run_rows(rows, server, jobs=args.jobs, dbt_vars=variables, tests=args.tests)
+    measured = datetime.now(UTC).isoformat(timespec="seconds")
+    stem = f"accuracy-{measured[:19].replace(':', '')}"
+    partial = args.results_dir / f"{stem}.partial.json"
+    results = run_rows(
+        rows, server, jobs=args.jobs, dbt_vars=variables, tests=args.tests, partial=partial
+    )
     seconds = time.perf_counter() - started
 
     print(table(results))
     figures = summary(results)
     print_summary(figures, seconds)
-    measured = datetime.now(UTC).isoformat(timespec="seconds")
     out = {
         "measured_at": measured,
         "seconds": round(seconds, 1),
@@ -1121,8 +1186,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [asdict(r) for r in results],
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"accuracy-{measured[:19].replace(':', '')}.json"
+    path = args.results_dir / f"{stem}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
+    partial.unlink(missing_ok=True)
     print(f"\nwritten to {path}")
     return 1 if figures["errors"] else 0
 

@@ -13,28 +13,24 @@ import contextlib
 import io
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import psycopg.sql
 
+from orchestration import locks
 from orchestration.database import (
     DatabaseError,
     connect,
-    costwatch_home,
     database_url,
     dbt_env,
     first_line,
 )
 from orchestration.dbt_log import dbt_summary
+from orchestration.locks import PASS_LOCK_KEY, PassError, pass_lock, pass_wait_seconds
 
-PASS_LOCK_KEY = "costwatch.pass"
-
-
-class PassError(RuntimeError):
-    """The pass could not run; the message is the one line the user sees."""
+# The pass's lock lives in orchestration/locks.py (the dbt resource takes it too); re-exported.
+__all__ = ["PASS_LOCK_KEY", "PassError", "PassResult", "pass_lock", "pass_wait_seconds", "run_pass"]
 
 
 @dataclass
@@ -99,61 +95,10 @@ def prepare_environment(url: str) -> None:
 
 
 def dagster_instance():
-    """The persistent Dagster instance under $DAGSTER_HOME (default $COSTWATCH_HOME/dagster),
-    so runs of `costwatch run` show in `dagster dev`."""
-    import dagster as dg
+    """The persistent Dagster instance (its storage in PostgreSQL: orchestration/instance.py)."""
+    from orchestration.instance import dagster_instance as instance
 
-    home = Path(os.environ.get("DAGSTER_HOME") or costwatch_home() / "dagster")
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
-
-
-# Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.
-_held: dict[str, int] = {}
-
-
-def pass_wait_seconds() -> float:
-    return float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
-
-
-@contextlib.contextmanager
-def pass_lock(url: str, wait_seconds: float) -> Iterator[None]:
-    """Hold the pass's advisory lock, waiting up to `wait_seconds` for another pass to end.
-
-    Re-entrant within a process: `costwatch run` takes it for the whole pass, and the dbt
-    resource (which a `dagster dev` run initialises in its own process) takes it again.
-    """
-    if _held.get(url):
-        _held[url] += 1
-        try:
-            yield
-        finally:
-            _held[url] -= 1
-        return
-    conn = connect(url, autocommit=True)
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while not conn.execute(
-            "select pg_try_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,)
-        ).fetchone()[0]:
-            if time.monotonic() >= deadline:
-                raise PassError(
-                    f"another costwatch pass is running on this database "
-                    f"(waited {wait_seconds:.0f}s); try again when it ends"
-                )
-            time.sleep(0.5)
-        _held[url] = 1
-        try:
-            yield
-        finally:
-            _held.pop(url, None)
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            conn.close()  # closing the session releases the lock, even after a server restart
+    return instance()
 
 
 # dbt's scratch relations: `<model>__dbt_tmp` (being built) and `<model>__dbt_backup` (the old
@@ -170,7 +115,7 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            conn = connect(url, autocommit=True)
+            conn = connect(url)  # one transaction: the lock, then the drops
             break
         except DatabaseError:
             if time.monotonic() >= deadline:
@@ -178,10 +123,7 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
             time.sleep(0.5)
     dropped: list[str] = []
     with conn, contextlib.suppress(psycopg.Error):
-        locked = conn.execute(
-            "select pg_try_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,)
-        ).fetchone()[0]
-        if not locked:
+        if not locks.try_lock(conn, PASS_LOCK_KEY):  # held by this transaction until it ends
             return []
         rows = conn.execute(
             "select n.nspname, c.relname, c.relkind from pg_class as c"
@@ -197,7 +139,6 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
                 )
             )
             dropped.append(f"{schema}.{name}")
-        conn.execute("select pg_advisory_unlock(hashtext(%s))", (PASS_LOCK_KEY,))
     return dropped
 
 

@@ -15,6 +15,7 @@ from packaging import version
 from pydantic import PrivateAttr
 
 from orchestration.database import connect
+from orchestration.locks import PassError, pass_lock, pass_wait_seconds
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -40,8 +41,6 @@ class PassLockedDbtCliResource(DbtCliResource):
     _lock: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        from orchestration.pipeline import PassError, pass_lock, pass_wait_seconds
-
         super().setup_for_execution(context)
         try:
             self._lock.enter_context(pass_lock(self.database_url, pass_wait_seconds()))

@@ -50,6 +50,32 @@ def grant_analyst(url: str, role: str) -> None:
                 ident
             )
         )
+        # ... except their user and session ids (dbt's post-hook does it for rebuilt marts).
+        conn.execute("create schema if not exists ops")
+        conn.execute("create table if not exists ops.analyst_roles (role_name text primary key)")
+        conn.execute("insert into ops.analyst_roles values (%s) on conflict do nothing", (role,))
+        for table, allowed in _marts_with_ids(conn):
+            conn.execute(sql.SQL("revoke select on {} from {}").format(table, ident))
+            conn.execute(
+                sql.SQL("grant select ({}) on {} to {}").format(
+                    sql.SQL(", ").join(sql.Identifier(c) for c in allowed), table, ident
+                )
+            )
+
+
+ID_COLUMNS = ("user_id", "session_id")
+
+
+def _marts_with_ids(conn) -> list[tuple[sql.Identifier, list[str]]]:  # noqa: ANN001
+    """Marts with a user or session id column, and their other columns."""
+    rows = conn.execute(
+        "select table_name, array_agg(column_name::text order by ordinal_position) "
+        "filter (where column_name <> all(%s)) from information_schema.columns "
+        "where table_schema = 'marts' group by table_name "
+        "having bool_or(column_name = any(%s))",
+        (list(ID_COLUMNS), list(ID_COLUMNS)),
+    ).fetchall()
+    return [(sql.Identifier("marts", name), list(columns or [])) for name, columns in rows]
 
 
 # The contract's raw columns (section 3). Extra columns are fine; missing or retyped ones are not.

@@ -104,9 +104,9 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return costwatch_env(db_url, tmp_path)
 
 
-# Dagster's SQLite storage opens, commits and closes (a WAL checkpoint) once per event, about a
-# thousand times a pass: on this disk that is 10-20 s of fsync per pass. The tests keep their
-# Dagster homes in memory (/dev/shm) where there is one; `costwatch run` keeps its home on disk.
+# Each test's Dagster home holds costwatch's dagster.yaml (runs and events go to schema `dagster`
+# of the test's own database, dropped with it) and Dagster's compute-log folders: kept in memory
+# (/dev/shm) where there is one.
 _SHM = Path("/dev/shm")
 _shm_homes: list[Path] = []
 

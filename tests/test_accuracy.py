@@ -62,9 +62,11 @@ def test_quick_and_patterns_select_subsets() -> None:
 def test_passes_replay_the_hourly_schedule() -> None:
     row = acc.select(acc.matrix(), "autosave_loop/weekday_peak/s1")[0]
     cuts = acc.pass_times(row)
-    # history built up to just before the onset, then one pass an hour at HH:05
+    # history built up to just before the onset, then one pass an hour at HH:05 from the first
+    # that can confirm a spike (two complete hours)
     assert cuts[0] == row.onset - timedelta(minutes=55)
-    assert all(b - a == timedelta(hours=1) for a, b in zip(cuts, cuts[1:], strict=False))
+    assert cuts[1] == row.onset + timedelta(hours=2, minutes=5)
+    assert all(b - a == timedelta(hours=1) for a, b in zip(cuts[1:], cuts[2:], strict=False))
     assert cuts[-1] >= row.onset + timedelta(hours=acc.REPLAY_HOURS)
     assert all(c.minute == acc.PASS_MINUTE for c in cuts)
 
@@ -193,4 +195,4 @@ def test_one_hour_blip_opens_nothing(slice_results) -> None:
         if abs(datetime.fromisoformat(s) - row.onset) <= timedelta(hours=6)
     ]  # fmt: skip
     assert near == []
-    assert r.passes >= 6  # replayed past the blip, hour by hour
+    assert r.passes >= 7  # replayed from before the blip, hour by hour

@@ -45,6 +45,7 @@ def test_dbt_env_follows_the_url() -> None:
         "COSTWATCH_DB_PASSWORD": "p@ss",
         "COSTWATCH_DB_NAME": "costs",
         "COSTWATCH_DB_SSLMODE": "require",
+        "PGTZ": "UTC",  # dbt's sessions in UTC
     }
 
 

@@ -31,8 +31,8 @@ def test_leftovers_are_dropped_and_nothing_else(db_url: str) -> None:
 
 def test_nothing_is_dropped_while_another_pass_runs(db_url: str) -> None:
     _make_leftovers(db_url)
-    with psycopg.connect(db_url, autocommit=True) as other_pass:
-        other_pass.execute("select pg_advisory_lock(hashtext(%s))", (PASS_LOCK_KEY,))
+    with psycopg.connect(db_url) as other_pass:  # holds the pass's lock row until it ends
+        other_pass.execute("select 1 from ops.locks where name = %s for update", (PASS_LOCK_KEY,))
         assert drop_dbt_leftovers(db_url) == []
         assert leftover_relations(db_url) == SCRATCH
 

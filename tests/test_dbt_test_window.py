@@ -30,7 +30,12 @@ def built(module_db_url: str) -> str:
 def verdicts(url: str, full_refresh: bool = False) -> dict[str, str]:
     args = ["build", "--full-refresh"] if full_refresh else ["build"]
     results = run_dbt(url, *args, select=TESTS, check=False)["results"]
-    return {r["unique_id"].split(".")[2]: r["status"] for r in results}
+    # (not the on-run-start hook, an `operation.*` result of every invocation)
+    return {
+        r["unique_id"].split(".")[2]: r["status"]
+        for r in results
+        if not r["unique_id"].startswith("operation.")
+    }
 
 
 def execute(url: str, sql: str, params: tuple = ()) -> list[tuple]:

@@ -9,6 +9,9 @@ import psycopg
 import pytest
 
 from orchestration.database import DatabaseError, connect, url_for_database
+from orchestration.incidents import engine
+from orchestration.incidents.settings import IncidentSettings
+from orchestration.pipeline import pass_lock
 from orchestration.schema import check_raw_schema, grant_analyst
 from tests.conftest import costwatch_env, run_costwatch
 
@@ -58,6 +61,41 @@ def test_grant_analyst_reads_marts_only(db_url: str, analyst, tmp_path: Path) ->
         assert not _can_select(role_url, table), table
     with psycopg.connect(role_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("update app.feature_flags set enabled = false")
+
+
+def test_analysts_cannot_take_the_pass_or_incident_locks(db_url: str, analyst) -> None:
+    role, role_url = analyst
+    grant_analyst(db_url, role)
+    with psycopg.connect(role_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("select 1 from ops.locks for update")
+    # An analyst's advisory lock on the old key no longer stalls anything.
+    with psycopg.connect(role_url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtext('costwatch.pass'))")
+        conn.execute("select pg_advisory_lock(hashtext('costwatch.incidents'))")
+        with pass_lock(db_url, wait_seconds=1):
+            pass
+        assert engine.tick(db_url, settings=IncidentSettings()).skipped != (
+            "another incident step holds the lock"
+        )
+
+
+def test_analysts_never_read_user_or_session_ids(db_url: str, analyst, tmp_path: Path) -> None:
+    """Through marts.rejected_* (rebuilt by dbt after the grant too): every column but the ids."""
+    role, role_url = analyst
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "create table marts.rejected_inference_events"
+            " (event_id text, user_id text, session_id text, reason text)"
+        )
+        conn.execute("insert into marts.rejected_inference_events values ('e', 'u-1', 's-1', 'x')")
+    grant_analyst(db_url, role)
+    with psycopg.connect(role_url) as conn:
+        assert conn.execute(
+            "select event_id, reason from marts.rejected_inference_events"
+        ).fetchall() == [("e", "x")]
+    for column in ("user_id", "session_id", "*"):
+        with psycopg.connect(role_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"select {column} from marts.rejected_inference_events")
 
 
 def test_grant_analyst_rejects_unknown_and_malformed_roles(db_url: str) -> None:

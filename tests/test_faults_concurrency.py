@@ -28,14 +28,16 @@ END = "2026-11-21T20:00:00Z"
 
 
 def _lock_free(url: str) -> bool:
-    with connect(url, autocommit=True) as conn:
-        free = conn.execute("select pg_try_advisory_lock(hashtext('costwatch.pass'))").fetchone()
-        conn.execute("select pg_advisory_unlock_all()")
-    return free[0]
+    with connect(url) as conn:
+        free = conn.execute(
+            "select 1 from ops.locks where name = 'costwatch.pass' for update skip locked"
+        ).fetchone()
+        conn.rollback()
+    return free is not None
 
 
 def test_a_second_pass_with_wait_0_exits_with_one_clear_line(db_url: str, tmp_path: Path) -> None:
-    with psycopg.connect(db_url, autocommit=True) as holder:
+    with psycopg.connect(db_url) as holder:
         holder.execute(PASS_LOCK_SQL)  # a pass in progress
         result = run_costwatch("run", "--wait", "0", env=costwatch_env(db_url, tmp_path))
     assert result.returncode == 1
@@ -57,7 +59,7 @@ def test_a_dagster_dev_run_takes_the_pass_lock_through_its_dbt_resource(
     )
     context = dg.build_init_resource_context()
 
-    with psycopg.connect(db_url, autocommit=True) as holder:
+    with psycopg.connect(db_url) as holder:
         holder.execute(PASS_LOCK_SQL)  # a `costwatch run` in another process
         with pytest.raises(dg.Failure, match="another costwatch pass is running"):
             resource.setup_for_execution(context)

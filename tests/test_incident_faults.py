@@ -23,6 +23,7 @@ from orchestration.incidents import engine
 from orchestration.incidents.cli import incidents_command
 from orchestration.incidents.settings import IncidentSettings
 from tests.test_incidents_support import (
+    AUTOSAVE,
     HOOK_PATH,
     ROUTING_KEY,
     SLACK_PATH,
@@ -319,3 +320,20 @@ def test_alert_created_only_when_an_external_channel_delivered(db_url):
         ("log", "sent"),
         ("webhook", "pending"),
     ]
+
+
+def test_an_undiagnosed_incident_gets_its_cause_and_one_update_alert(db_url):
+    marts = Marts(db_url)
+    marts.causes = []  # the diagnosis found nothing yet
+    marts.append(10, 10, 10, 30, 32, 31)
+    with hook_server() as server:
+        settings = IncidentSettings.from_env(channel_env(server))
+        engine.tick(db_url, now=NOW, settings=settings)
+        assert rows(db_url, "select root_cause from ops.incidents") == [("undiagnosed",)]
+        marts.causes = [AUTOSAVE]
+        marts.append(33)
+        for minutes in (10, 20):
+            engine.tick(db_url, now=NOW + timedelta(minutes=minutes), settings=settings)
+    ((cause, report_md),) = rows(db_url, "select root_cause, report_md from ops.incidents")
+    assert cause == "hidden_recompute" and "hidden_recompute" in report_md
+    assert [b["event"] for b in server.bodies(HOOK_PATH)] == ["incident.opened", "incident.updated"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
+
 from orchestration.incidents import engine
 from orchestration.incidents.settings import IncidentSettings
 from tests.conftest import run_costwatch
@@ -62,3 +64,20 @@ def test_a_bad_setting_is_one_line_and_disables_only_what_it_configures(db_url, 
     )
     # the timeout falls back to its default; resolving works
     assert rows(db_url, "select status from ops.incidents") == [("resolved",)]
+
+
+def test_names_from_the_data_never_become_markup_or_escape_codes(db_url, cli_env):
+    opened(db_url)
+    hostile = "[/x] [link=https://evil.example]click[/link] \x1b[31mred\x1b[0m \x07"
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "update ops.incidents set root_cause = %s, root_cause_detail = %s,"
+            " mitigation_recommended = %s, report_md = %s",
+            (hostile, hostile, hostile, "# report\n" + hostile),
+        )
+    for command in (("incidents", "list"), ("incidents", "show", "1")):
+        result = run_costwatch(*command, env=cli_env)
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "[/x]" in out and "[link=https://evil.example]" in out  # shown, not rendered
+        assert "\x1b" not in out and "\x07" not in out

@@ -132,6 +132,19 @@ def test_one_more_hour_costs_one_window_not_the_history(runs: dict) -> None:
     # back) to the new hour: not the 6 hours of lookback whose rows did not change.
     assert incremental["stg_raw__inference_events_checked"] == runs["window_raw_rows"]
     assert runs["window_raw_rows"] < runs["lookback_raw_rows"] < total_raw / 6
+    # The intermediate models rebuild only the hours staging checked again: from the late hour
+    # for inference events, the new hour alone for tool calls (nothing late arrived there).
+    late_hour = runs["newest_hour"] - timedelta(hours=3)
+    new_hour = runs["newest_hour"] + timedelta(hours=1)
+    for model, since in (
+        ("int_inference_hourly_facts", late_hour),
+        ("int_inference_hourly_distributions", late_hour),
+        ("int_tool_calls_hourly_facts", new_hour),
+    ):
+        rebuilt = fetch(
+            runs["url"], f"select count(*) from intermediate.{model} where hour >= %s", (since,)
+        )[0][0]
+        assert incremental[model] == rebuilt, model
     # The hourly marts rewrite the 8 hours of the window.
     assert incremental["cost_hourly"] == LOOKBACK_HOURS + 2
     assert full["cost_hourly"] == 72

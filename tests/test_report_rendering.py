@@ -88,7 +88,9 @@ def test_slack_message_quotes_the_reports_summary() -> None:
     text = payloads.slack_payload(incident, "opened")["text"]
     lines = text.splitlines()
     assert lines[1].startswith("*Incident #3* (high)")
-    assert lines[2] == "*Excess:* $46.06 so far (94% above baseline)"
+    assert lines[2].startswith("*Excess:* *$46.06* so far, *94% over baseline*; *$4.05 per hour")
+    resolved = payloads.slack_payload(incident, "resolved")["text"].splitlines()
+    assert resolved[2] == "*Excess:* $46.06 so far (94% above baseline)"  # the row's, live
     assert lines[3].startswith("*Cause:* hidden recompute (*auto_save*): hidden-recompute ratio")
     assert lines[4].startswith("*Likely trigger:* ux change") and "30s -&gt; 5s" in lines[4]
     assert lines[5].startswith("*Action:* Rate limit, add confirmation")

@@ -63,6 +63,7 @@
     `where` restricts the rows that set the high-water mark, as for `incremental_cutoff`. -#}
 {% macro changed_hours_cutoff(source_relation, where=none) -%}
     {%- if not (execute and is_incremental()) -%}
+        {%- do log_checked_window("'-infinity'::timestamptz") -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set lookback = var('late_event_lookback_hours') | int -%}
@@ -106,5 +107,6 @@
             or built_hours.has_future_rows
     {%- endset -%}
     {%- set value = run_query(query).columns[0].values()[0] -%}
+    {%- do log_checked_window("'" ~ value ~ "'::timestamptz") -%}
     {{ return("'" ~ value ~ "'::timestamptz") }}
 {%- endmacro %}

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from orchestration import locks
 from orchestration.database import connect, first_line
 from orchestration.incidents import alert_store, costcap, delivery, follow_up, lifecycle, store
 from orchestration.incidents.settings import IncidentSettings
@@ -125,21 +125,18 @@ def notify_pipeline_failure(
 
 @contextlib.contextmanager
 def _tick_lock(url: str) -> Iterator[psycopg.Connection | None]:
-    """A connection holding the step's advisory lock (None if another step kept it 30 s)."""
-    conn = connect(url, autocommit=True)
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while not conn.execute(
-            "select pg_try_advisory_lock(hashtext(%s))", (TICK_LOCK_KEY,)
-        ).fetchone()[0]:
-            if time.monotonic() >= deadline:
-                yield None
-                return
-            time.sleep(0.2)
-        yield conn
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            conn.close()  # ends the session, releasing the lock
+    """An autocommit connection to work with while this process holds the step's lock (a row
+    of ops.locks, out of analysts' reach); None if another step kept it 30 s."""
+    with locks.held(url, TICK_LOCK_KEY, LOCK_WAIT_SECONDS) as got:
+        if not got:
+            yield None
+            return
+        conn = connect(url, autocommit=True)
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
 
 
 def _apply_cost_cap(

@@ -375,16 +375,21 @@ def md_to_slack(text: str) -> str:
     return out.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack_summary(incident: Mapping[str, Any]) -> str:
-    """The on-call summary in mrkdwn: incident and excess from the incident row (live), the
+def slack_summary(incident: Mapping[str, Any], kind: str = "opened") -> str:
+    """The on-call summary in mrkdwn: the incident from its row; the excess from its report when
+    the alert is the opening one (with the cost per hour now), else the row's live figure; the
     cause, likely trigger and action from its report's summary (marts.spike_summary)."""
     report = summary_from_markdown(incident.get("report_md"))
     incident_id = incident["incident_id"]
+    excess = f"*Excess:* {_money(incident.get('excess_cost_usd'))} so far " + (
+        f"({_pct(incident.get('pct_above_baseline'))} above baseline)"
+    )
+    if kind == "opened" and report.get("Excess"):
+        excess = f"*Excess:* {md_to_slack(report['Excess'])}"
     lines = [
         f"*Incident #{incident_id}* ({escape_slack(incident.get('severity'))}), spike "
         f"`{escape_slack(incident['spike_id'])}`, since {_when(incident.get('spike_start'))}",
-        f"*Excess:* {_money(incident.get('excess_cost_usd'))} so far "
-        f"({_pct(incident.get('pct_above_baseline'))} above baseline)",
+        excess,
     ]
     if report.get("Cause"):
         lines.append(f"*Cause:* {md_to_slack(report['Cause'])}")
@@ -405,7 +410,7 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
     cause = incident.get("root_cause") or "unknown cause"
     # Names from the data (feature, tool) reach Slack: escaped for mrkdwn, one line each.
     headline = _HEADLINES[kind].format(cause=strip_control(cause))
-    facts = slack_summary(incident)
+    facts = slack_summary(incident, kind)
     text = f"{escape_slack(headline)}\n{facts}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
@@ -424,7 +429,11 @@ def slack_payload(incident: Mapping[str, Any], kind: str) -> dict[str, Any]:
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": f"`costwatch incidents show {incident['incident_id']}`"}
+                {
+                    "type": "mrkdwn",
+                    "text": f"`costwatch incidents show {incident['incident_id']}` · "
+                    f"`{escape_slack(incident_dedup_key(incident))}`",
+                }
             ],
         }
     )
@@ -476,7 +485,7 @@ def pipeline_failed_payloads(error: str | None, at: datetime, run_id: str | None
         "failed_at": at.isoformat(),
         "dedup_key": key,
     }
-    text = f":warning: costwatch pipeline failed: {reason}"
+    text = f":warning: costwatch pipeline failed: {reason} (`{key}`)"
     return {
         "webhook": generic,
         "slack": {

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction, parser_class: type, port_type) -> 
     otlp_sub = otlp.add_subparsers(dest="otlp_command", **kw)
     serve = otlp_sub.add_parser("serve", help="serve POST /v1/traces (protobuf or JSON)")
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=port_type, default=4318)
+    serve.add_argument("--port", type=port_type, default=4318, help="port (default 4318)")
     serve.add_argument(
         "--max-body-bytes", type=port_type, default=None, help="request size cap (default 16 MiB)"
     )
@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction, parser_class: type, port_type) -> 
         dest="ingest_command", required=True, parser_class=parser_class
     )
     files = ingest_sub.add_parser("otlp", help="OTLP JSON files (the Collector's file exporter)")
-    files.add_argument("files", nargs="+", type=Path)
+    files.add_argument("files", nargs="+", type=Path, help="OTLP/JSON files, one or more")
     langfuse = ingest_sub.add_parser("langfuse", help="a Langfuse observations export folder")
-    langfuse.add_argument("directory", type=Path)
+    langfuse.add_argument("directory", type=Path, help="the export's folder")
     ingest.set_defaults(handler=_cmd_ingest)
 
 

@@ -53,17 +53,38 @@ def _provider(model: str) -> str:
     return "anthropic" if model.startswith("claude") else "openai"
 
 
-def send_scenario(data, endpoint: str) -> tuple[int, int]:
-    """Every event and tool call of a SeedData as spans; (spans sent, spans failed)."""
-    calls: dict[str, list[list[str]]] = defaultdict(list)
+def send_scenario(data, endpoint: str, processes: int | None = None) -> tuple[int, int]:
+    """Every event and tool call of a SeedData as spans, from a few processes (the SDK's Python
+    encoder is the client's limit); (spans sent, spans failed)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    calls: dict[str, list[str]] = defaultdict(list)
     for row in data.tool_rows():
+        calls[row.split("\t", 3)[2]].append(row)
+    events = list(data.inference_rows())
+    processes = processes or max(1, min(4, os.cpu_count() or 1))
+    size = -(-len(events) // processes)
+    parts = []
+    for start in range(0, len(events), size):
+        chunk = events[start : start + size]
+        tools = [t for row in chunk for t in calls.get(row.split("\t", 1)[0], ())]
+        parts.append((chunk, tools, endpoint))
+    with ProcessPoolExecutor(len(parts) or 1) as pool:
+        results = list(pool.map(_send_part, parts))
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def _send_part(part: tuple[list[str], list[str], str]) -> tuple[int, int]:
+    events, tool_rows, endpoint = part
+    calls: dict[str, list[list[str]]] = defaultdict(list)
+    for row in tool_rows:
         fields = row.split("\t")
         calls[fields[2]].append(fields)
     exporter = OTLPSpanExporter(endpoint=endpoint, timeout=30)
     factory = SpanFactory(service="costwatch-demo")
     sent = failed = 0
     pending = 0
-    for row in data.inference_rows():
+    for row in events:
         event_id, at, user, session, feature, trigger, model, tin, tout, cost, agent = row.split(
             "\t"
         )
@@ -122,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with connect(url) as conn, conn.cursor() as cur:
         if args.replace:
-            cur.execute(
-                "truncate raw.inference_events, raw.tool_calls, raw.change_events, app.ingested_ids"
-            )
+            cur.execute("truncate raw.inference_events, raw.tool_calls, raw.change_events")
         rows.copy_rows(cur, "raw.change_events", data.change_rows())
         rows.upsert_flags(cur, end, reset=args.replace)
 

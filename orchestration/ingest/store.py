@@ -1,8 +1,9 @@
-"""Writing ingested rows to the raw tables: COPY into a session temp table, then one insert that
-skips ids already ingested. `app.ingested_ids` (a primary key on source and id) remembers every
-id an ingester wrote, so a re-sent span, a re-read file or a second run of the same export is
-never counted twice, even from two processes at once; the raw tables keep no constraint.
-Rows without an id are written as they are (staging rejects them, counted)."""
+"""Writing ingested rows to the raw tables: COPY into a session temp table, then one insert
+that skips the rows whose id the raw table already holds at the same created_at (its
+created_at index finds them; a re-sent span keeps its start time, a re-read file its rows). The
+raw tables keep no constraint: writers take one advisory lock per transaction, so two ingesters
+(the receiver, `costwatch ingest`) never insert the same id at once. Rows without an id are
+written as they are (staging rejects them, counted)."""
 
 from __future__ import annotations
 
@@ -70,27 +71,37 @@ class Store:
     def _insert(conn: psycopg.Connection, table: str, rows: Sequence[tuple]) -> int:
         key, columns = TABLES[table]
         names = ", ".join(columns)
+        seen: set[str] = set()
         with conn.cursor() as cur:
             with cur.copy(f"copy incoming_{table} ({names}) from stdin") as copy:
-                for row in rows:
+                for row in rows:  # one copy of an id per batch (the first); the id is column 0
+                    if row[0] is not None:
+                        if row[0] in seen:
+                            continue
+                        seen.add(row[0])
                     copy.write_row(row)
+            cur.execute("select pg_advisory_xact_lock(hashtext('costwatch.ingest'))")
             cur.execute(
                 f"""
-                with batch as (
-                    select distinct on ({key}) * from incoming_{table}
-                    where {key} is not null
-                    order by {key}
-                ),
-                fresh as (
-                    insert into app.ingested_ids (source, id)
-                    select '{table}', {key} from batch
-                    on conflict do nothing
-                    returning id
-                )
                 insert into raw.{table} ({names})
-                select {names} from batch where {key} in (select id from fresh)
-                union all
-                select {names} from incoming_{table} where {key} is null
+                select {names} from incoming_{table} as batch
+                where
+                    batch.{key} is null
+                    or (
+                        batch.created_at is not null
+                        and not exists (
+                            select 1 from raw.{table} as stored
+                            where stored.created_at = batch.created_at
+                                and stored.{key} = batch.{key}
+                        )
+                    )
+                    or (
+                        batch.created_at is null
+                        and not exists (
+                            select 1 from raw.{table} as stored
+                            where stored.created_at is null and stored.{key} = batch.{key}
+                        )
+                    )
                 """
             )
             return cur.rowcount

@@ -9,7 +9,10 @@
     )
 }}
 
-{%- set cutoff = incremental_cutoff('newest_hour', grain='day_of_hour') %}
+{#- From the hours staging checked again, within this model's lookback. #}
+{%- set cutoff = checked_window_cutoff(
+    incremental_cutoff('newest_hour', grain='day_of_hour'), 'stg_raw__inference_events_checked', grain='day'
+) %}
 
 with
 

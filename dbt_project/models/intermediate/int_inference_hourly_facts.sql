@@ -10,7 +10,10 @@
     )
 }}
 
-{%- set cutoff = incremental_cutoff('hour') %}
+{#- From the hours staging checked again, within this model's lookback. #}
+{%- set cutoff = checked_window_cutoff(
+    incremental_cutoff('hour'), 'stg_raw__inference_events_checked'
+) %}
 
 with
 

@@ -1,0 +1,226 @@
+"""Dagster's instance: runs, event log and schedules in costwatch's PostgreSQL.
+
+`costwatch run`, `make dev` (`dagster dev`) and the tests all read `$DAGSTER_HOME/dagster.yaml`,
+which costwatch writes (`write_instance_config`): its storage classes are the dagster-postgres
+ones, with the URL resolved when the instance is built, the way the CLI resolves it
+(`COSTWATCH_DAGSTER_STORAGE_URL`, else `COSTWATCH_DATABASE_URL`, else the embedded server). So
+the file holds no password, and a `dagster dev` and a `costwatch run` on the same database share
+one storage: schema `dagster` of that database (PostgreSQL's row locks and dagster-postgres'
+upserts keep them consistent; passes themselves are serialised by the pass lock).
+
+The storage's connections use `synchronous_commit = off`: Dagster commits once per event, and a
+crash loses at most the last few hundred milliseconds of run log, never costwatch's data (which
+dbt writes on its own connections). Runs older than `COSTWATCH_RUN_RETENTION_DAYS` (14) are
+deleted with their event logs after each pass (`prune_old_runs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import dagster as dg
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
+
+from orchestration.database import (
+    DatabaseError,
+    configured_url,
+    connect,
+    costwatch_home,
+    database_url,
+    first_line,
+)
+
+DAGSTER_SCHEMA = "dagster"
+STORAGE_URL_ENV = "COSTWATCH_DAGSTER_STORAGE_URL"
+RETENTION_ENV = "COSTWATCH_RUN_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 14.0
+# Deleting runs is bounded per pass, so one pass never spends long on it.
+PRUNE_BATCH = 200
+
+MARKER = "# Written by costwatch (orchestration/instance.py)."
+INSTANCE_YAML = f"""{MARKER} Rewritten when it differs; delete this line to keep your edits.
+# Runs, event log and schedules in PostgreSQL: schema `{DAGSTER_SCHEMA}` of costwatch's database
+# (COSTWATCH_DAGSTER_STORAGE_URL for another one), the URL resolved as the `costwatch` CLI does.
+run_storage:
+  module: orchestration.instance
+  class: CostwatchRunStorage
+event_log_storage:
+  module: orchestration.instance
+  class: CostwatchEventLogStorage
+schedule_storage:
+  module: orchestration.instance
+  class: CostwatchScheduleStorage
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+retention:
+  schedule:
+    purge_after_days: 14
+  sensor:
+    purge_after_days:
+      skipped: 1
+      failure: 14
+      success: 14
+"""
+
+
+# What costwatch wrote before (SQLite storage, telemetry off): replaced by INSTANCE_YAML.
+LEGACY_YAML = ("", "telemetry:\n  enabled: false")
+
+
+def dagster_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or costwatch_home() / "dagster")
+
+
+def write_instance_config(home: Path | None = None) -> Path:
+    """Write costwatch's dagster.yaml into `home` (default $DAGSTER_HOME) unless it is current
+    or a user took it over (removed the marker line). Atomic: a reader sees old or new."""
+    home = home or dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    try:
+        current = config.read_text()
+    except FileNotFoundError:
+        current = None
+    if current == INSTANCE_YAML:
+        return config
+    ours = current is None or MARKER in current or current.strip() in LEGACY_YAML
+    if not ours:
+        return config  # the user's own configuration
+    tmp = config.with_name(f".dagster.yaml.{os.getpid()}")
+    tmp.write_text(INSTANCE_YAML)
+    os.replace(tmp, config)
+    return config
+
+
+def with_storage_options(url: str) -> str:
+    """`url` for SQLAlchemy with the storage's session settings: its schema first on the search
+    path, and asynchronous commits. The driver is psycopg2, the one dagster-postgres is written
+    for (SQLAlchemy 2.1 defaults to psycopg 3, whose `with conn:` closes the connection that
+    dagster-postgres' pooled engine means to keep)."""
+    parts = urlsplit(url)._replace(scheme="postgresql+psycopg2")
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-c search_path={DAGSTER_SCHEMA} -c synchronous_commit=off"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+_prepared: set[str] = set()
+
+
+def storage_url() -> str:
+    """The SQLAlchemy URL of Dagster's storage; creates its schema the first time."""
+    base = os.environ.get(STORAGE_URL_ENV, "").strip() or configured_url() or database_url()
+    if base not in _prepared:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with connect(base, autocommit=True) as conn:
+                    conn.execute(f'create schema if not exists "{DAGSTER_SCHEMA}"')
+                break
+            except DatabaseError:
+                raise
+            except Exception:  # two processes creating the schema at once: one wins
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+        _prepared.add(base)
+    return with_storage_options(base)
+
+
+def _pooled(storage):
+    """One connection kept open and reused (dagster-postgres opens one per event otherwise):
+    the same engine dagster-webserver uses, without a statement timeout."""
+    storage.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    return storage
+
+
+class CostwatchRunStorage(PostgresRunStorage):
+    @classmethod
+    def config_type(cls):
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return _pooled(cls(postgres_url=storage_url(), inst_data=inst_data))
+
+
+class CostwatchEventLogStorage(PostgresEventLogStorage):
+    @classmethod
+    def config_type(cls):
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return _pooled(cls(postgres_url=storage_url(), inst_data=inst_data))
+
+
+class CostwatchScheduleStorage(PostgresScheduleStorage):
+    @classmethod
+    def config_type(cls):
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return _pooled(cls(postgres_url=storage_url(), inst_data=inst_data))
+
+
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+_instances: dict[tuple[str, str], dg.DagsterInstance] = {}
+
+
+def dagster_instance():
+    """The persistent Dagster instance under $DAGSTER_HOME (default $COSTWATCH_HOME/dagster),
+    so runs of `costwatch run` show in `dagster dev`. One per home and database per process
+    (a long-lived process running pass after pass keeps its storage connections)."""
+    home = dagster_home()
+    write_instance_config(home)
+    os.environ["DAGSTER_HOME"] = str(home)
+    key = (str(home), os.environ.get(STORAGE_URL_ENV) or configured_url() or "")
+    instance = _instances.get(key)
+    if instance is None:
+        try:
+            instance = dg.DagsterInstance.get()
+        except DatabaseError:
+            raise
+        except Exception as err:
+            raise DatabaseError(f"cannot open Dagster's storage: {first_line(err)}") from None
+        _instances[key] = instance
+    return instance
+
+
+def retention_days() -> float:
+    raw = os.environ.get(RETENTION_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        return float(raw)
+    except ValueError:
+        raise DatabaseError(f"{RETENTION_ENV} must be a number of days, got {raw!r}") from None
+
+
+def prune_old_runs(instance, days: float | None = None, limit: int = PRUNE_BATCH) -> list[str]:
+    """Delete finished runs created more than `days` ago, with their event logs. `days` <= 0
+    keeps every run. Returns the deleted run ids (at most `limit` a call)."""
+    days = retention_days() if days is None else days
+    if days <= 0:
+        return []
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(created_before=cutoff, statuses=FINISHED),
+        limit=limit,
+        ascending=True,
+    )
+    deleted = []
+    for record in records:
+        with contextlib.suppress(Exception):  # another process deleted it first
+            instance.delete_run(record.dagster_run.run_id)
+            deleted.append(record.dagster_run.run_id)
+    return deleted
