@@ -666,7 +666,11 @@ def load(
             cur.execute(f"alter table raw.{table} set (autovacuum_enabled = false)")
         if history_until is not None:
             until = to_us(history_until)
-            seed_rows.copy_rows(cur, "raw.inference_events", data.inference_rows(until_us=until))
+            seed_rows.copy_rows(
+                cur,
+                f"raw.inference_events ({seed_rows.INFERENCE_COLUMNS})",
+                data.inference_rows(until_us=until),
+            )
             seed_rows.copy_rows(cur, "raw.tool_calls", data.tool_rows(until_us=until))
             seed_rows.copy_rows(cur, "raw.change_events", data.change_rows(until=history_until))
             seed_rows.upsert_flags(cur, row_end, reset=True)
@@ -686,7 +690,9 @@ def load(
                     "with (autovacuum_enabled = false)"
                 )
             seed_rows.copy_rows(
-                cur, "holdout.inference_events", data.inference_rows(since_us=since)
+                cur,
+                f"holdout.inference_events ({seed_rows.INFERENCE_COLUMNS})",
+                data.inference_rows(since_us=since),
             )
             seed_rows.copy_rows(cur, "holdout.tool_calls", data.tool_rows(since_us=since))
             seed_rows.copy_rows(cur, "holdout.change_events", data.change_rows(since=held_from))

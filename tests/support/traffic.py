@@ -130,4 +130,3 @@ def load(conn, rows: list[HourRow]) -> None:
                     )  # fmt: skip
                 )
     conn.commit()
-
