@@ -386,7 +386,10 @@ class Worker:
             if not parsed.success:
                 raise RuntimeError(f"dbt parse failed: {parsed.exception}")
             self._runner = dbtRunner(manifest=parsed.result)
-        result = self._runner.invoke([*args, "--quiet", *common, "--vars", json.dumps(self.vars)])
+        # No debug log file and no artifacts: a pass here needs neither, and writing them costs
+        # more than some of the models.
+        quiet = ["--quiet", "--log-level-file", "none", "--no-write-json"]
+        result = self._runner.invoke([*args, *quiet, *common, "--vars", json.dumps(self.vars)])
         if not result.success:
             failures = []
             for node in getattr(result.result, "results", None) or []:
@@ -642,6 +645,13 @@ HOLD_TABLES = (
 )
 
 
+def inference_table(schema: str) -> str:
+    """COPY target: the columns the generator fills (the optional ones stay null)."""
+    from orchestration.seed.rows import INFERENCE_COLUMNS
+
+    return f"{schema}.inference_events ({INFERENCE_COLUMNS})"
+
+
 def load(
     conn,
     data,
@@ -666,11 +676,7 @@ def load(
             cur.execute(f"alter table raw.{table} set (autovacuum_enabled = false)")
         if history_until is not None:
             until = to_us(history_until)
-            seed_rows.copy_rows(
-                cur,
-                f"raw.inference_events ({seed_rows.INFERENCE_COLUMNS})",
-                data.inference_rows(until_us=until),
-            )
+            seed_rows.copy_rows(cur, inference_table("raw"), data.inference_rows(until_us=until))
             seed_rows.copy_rows(cur, "raw.tool_calls", data.tool_rows(until_us=until))
             seed_rows.copy_rows(cur, "raw.change_events", data.change_rows(until=history_until))
             seed_rows.upsert_flags(cur, row_end, reset=True)
@@ -690,9 +696,7 @@ def load(
                     "with (autovacuum_enabled = false)"
                 )
             seed_rows.copy_rows(
-                cur,
-                f"holdout.inference_events ({seed_rows.INFERENCE_COLUMNS})",
-                data.inference_rows(since_us=since),
+                cur, inference_table("holdout"), data.inference_rows(since_us=since)
             )
             seed_rows.copy_rows(cur, "holdout.tool_calls", data.tool_rows(since_us=since))
             seed_rows.copy_rows(cur, "holdout.change_events", data.change_rows(since=held_from))

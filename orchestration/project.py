@@ -175,7 +175,7 @@ def _profile_file() -> Path:
     return dbt_project.manifest_path.with_name(".costwatch-parse-profile.json")
 
 
-def partial_parse_for_profile(destination: Path) -> bool:
+def partial_parse_for_profile(destination: Path, environ: dict[str, str] | None = None) -> bool:
     """Write into `destination` (a dbt target folder) the project's partial-parse state, made
     current for this process's profile: the database in every node and source, and the profile
     hash. Skipped (dbt then parses in full, as before) when the state was parsed for an
@@ -192,7 +192,7 @@ def partial_parse_for_profile(destination: Path) -> bool:
     stored = state.get("state_check", {}).get("profile_hash", {}).get("checksum")
     if stored != dbt_profile_hash(parsed_for):
         return False
-    current = profile_values()
+    current = profile_values(environ)
     old_db, new_db = parsed_for["database"], current["database"]
     if old_db != new_db:
         old_prefix, new_prefix = f'"{old_db}".', f'"{new_db}".'

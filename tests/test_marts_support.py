@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 
 from orchestration.database import dbt_env
+from orchestration.project import partial_parse_for_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -54,6 +55,8 @@ def run_dbt(url: str, *args: str, select: str = SELECTION, check: bool = True) -
         "DBT_LOG_PATH": str(target),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+    # dbt keys partial parsing on the database: the project's state, rewritten for this one.
+    partial_parse_for_profile(target, env)
     command = [DBT, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
     if select:
         # cautious: only tests whose every parent is selected (not other teams' tests on marts).

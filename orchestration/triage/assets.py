@@ -9,7 +9,9 @@ observation of `marts/cost_spikes`, so the spike asset's own page shows it too.
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from orchestration.database import connect
 from orchestration.resources import PostgresResource
+from orchestration.triage.report import TriageError, build_report
 
 COST_SPIKES = dg.AssetKey(["marts", "cost_spikes"])
 READS = [
@@ -29,9 +31,6 @@ READS = [
 
 def report_metadata(url: str) -> tuple[dict[str, dg.MetadataValue], str]:
     """The asset's metadata and a one-line description, from the triage report at `url`."""
-    from orchestration.database import connect
-    from orchestration.triage.report import TriageError, build_report
-
     try:
         with connect(url) as conn:
             report = build_report(conn)
