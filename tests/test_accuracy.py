@@ -147,12 +147,6 @@ SLICE = (
 )
 
 
-ISSUE_13 = (
-    "issue 13: the current baseline (median of the same hour on 7 days) calls this a spike; "
-    "the detection rewrite fixes it"
-)
-
-
 @pytest.fixture(scope="module")
 def slice_results(server_url: str) -> dict[str, acc.Result]:
     rows = [r for r in acc.matrix() if r.name in SLICE]
@@ -173,13 +167,11 @@ def test_weekday_incident_found_with_its_cause_in_time(slice_results) -> None:
     assert r.latency >= timedelta(hours=2)  # one complete hour never confirms
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_13)
 def test_quiet_week_with_40pct_weekends_opens_nothing(slice_results) -> None:
     r = slice_results["quiet/fri/wr0.4/s1"]
     assert r.false_spikes == 0, r.false_spike_starts
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_13)
 def test_growing_product_opens_nothing(slice_results) -> None:
     r = slice_results["growth/3pct/s1"]
     assert r.false_spikes == 0, r.false_spike_starts
