@@ -1,7 +1,9 @@
 -- A row is a spike of cost_spikes whose hours in cost_baseline_hourly disagree with it: its span,
--- hour count or costs differ, it holds no run of spike_min_hours consecutive spike hours, its
--- first hour is not above the threshold, or it ends on an hour that is not a spike hour.
+-- hour count or costs differ, it holds no run of spike_min_hours consecutive spike hours (nor
+-- of spike_min_severe_hours severe ones), its first hour is not above the threshold, or it ends
+-- on an hour that is not a spike hour.
 {%- set min_hours = var('spike_min_hours') | int %}
+{%- set min_severe_hours = var('spike_min_severe_hours') | int %}
 
 with
 
@@ -37,10 +39,12 @@ final as (
         or spikes.hours != spans.hours
         or abs(spikes.total_cost_usd - spans.total_cost_usd) > 1e-9
         or (
-            select max(baseline_hours.spike_run_hours)
+            select
+                max(baseline_hours.spike_run_hours) < {{ min_hours }}
+                and max(baseline_hours.severe_run_hours) < {{ min_severe_hours }}
             from baseline_hours
             where baseline_hours.spike_id = spikes.spike_id
-        ) < {{ min_hours }}
+        )
         or (
             select baseline_hours.pct_above_baseline
             from baseline_hours

@@ -1,44 +1,75 @@
 {#-
-  Runbook step 1, every hour: its cost against a seasonal, robust baseline, and the spike it
-  belongs to.
+  Runbook step 1, every hour: its cost against a seasonal, robust baseline that follows the
+  product's level, and the spike it belongs to.
 
-  Baseline of hour h: the median (percentile_cont 0.5) cost of the same hour of day on each of the
-  `spike_baseline_days` previous days, leaving out gap hours (no events), the hour still filling,
-  and hours that belonged to an earlier spike, so an incident does not teach the baseline.
-  Fewer than `spike_min_baseline_observations` such hours: no baseline, never a spike hour.
+  Baseline of hour h = profile x level (a multiplicative model: cost = level x profile(day type,
+  hour of day)).
+  - Profile: the median of the last `spike_baseline_days` usable observations of the same hour of
+    day on earlier days of the same day type (weekday, or weekend = the ISO weekdays
+    `spike_weekend_isodow`, UTC), looking back at most `spike_baseline_lookback_days` days. Weekend
+    traffic often runs at 30-70% of weekdays: a Saturday is compared with Saturdays and Sundays,
+    a Tuesday with weekdays only. Each observation is stored divided by the level in force when
+    it was seen, so a profile made of days two weeks old does not lag a growing product.
+    Fewer than `spike_min_baseline_observations` observations: no baseline, never a spike hour
+    (the learning period: about 3 weekdays, and the first 3 weekend days; whatever weekday the
+    data starts on, the first weekdays after the first weekend are judged against weekdays).
+  - Level: the median, over the last `spike_level_hours` usable hours that had a profile (within
+    `spike_level_lookback_hours`), of cost / profile. Growth or decline of a few % a day moves it
+    with a lag of ~12 hours (1-3%), so it is no spike. The level stops at the current run of
+    hours above the threshold (at most `spike_level_guard_hours` back) while no spike is
+    confirmed, so an incident's first hours do not raise their own baseline. With fewer than
+    `spike_level_min_hours` such hours (a new installation, a long gap) the previous level
+    carries on (1.0 at first).
+  Usable observation: a complete hour with data that is not left out as a spike hour (below).
+  Left-out hours are skipped, not counted: the level and the profile are made of the last usable
+  hours, so leaving a spike out never makes the baseline lag (no feedback).
 
   Spike hour: a complete hour with data whose cost is more than `spike_threshold_pct` above its
   baseline and more than the noise floor above it: the larger of `spike_min_excess_usd` and
-  `spike_noise_sigmas` standard errors of (cost - baseline): the baseline hours' standard error
-  (sqrt of the median of their session-cost variances; an hour's own error would grow with the
-  spike it is meant to judge) times sqrt(1 + pi / (2 n)), which adds the error of a median of n
-  observations, so a young baseline (3-4 days) asks for more.
+  `spike_noise_sigmas` standard errors of (cost - baseline). The standard error is that of the
+  profile's observations (sqrt of the median of their session-cost variances, each stored divided
+  by level^2, times the level; an hour's own error would grow with the spike it is meant to
+  judge) times sqrt(1 + pi / (2 n) + pi / (2 m)) for the error of a median of n profile and m
+  level observations, so a young baseline asks for more.
+  Severe spike hour: at least `spike_severe_pct` above baseline and more than
+  `spike_severe_noise_factor` noise floors above it.
 
-  Spike: confirmed by a run of at least `spike_min_hours` consecutive spike hours (a shorter run
-  is a blip and opens nothing); `spike_start` is the first of the consecutive hours above
-  baseline * (1 + pct) that lead into that run (an incident's first hours may be within the noise
-  floor, yet above the 20%; at most 23 hours back); it ends after
-  `spike_end_hours` consecutive hours that are not spike hours (a one-hour dip does not split an
-  incident in two). A gap hour or the hour still filling is never a spike hour.
+  Spike: confirmed by `spike_min_hours` consecutive spike hours, or by `spike_min_severe_hours`
+  consecutive severe ones (one hour alone never confirms, however high: a blip opens nothing, and
+  its hour is `is_suspected_spike` meanwhile). `spike_start` is the first of the consecutive
+  hours above baseline * (1 + pct) and more than `spike_lead_noise_share` noise floors above it
+  that lead into the confirming run (an incident's first hours may be within the noise floor;
+  at most 23 hours back). A spike ends after `spike_end_hours` consecutive hours that are not
+  even above baseline * (1 + pct): an hour above it but within the noise is a dip that does not
+  end the spike (nor split it in two). A gap hour or the hour still filling is never a spike hour.
 
   Leaving out spike hours is recursive (whether h is in a spike depends on baselines, which depend
   on whether earlier hours were in a spike), so the model walks the hours in order with a
-  recursive CTE. The walk carries `history`: the last 24 * spike_baseline_days hours' costs (and
-  `noise_history`, their variances), each null when the hour may not serve as an observation.
-  When a run is confirmed as a spike, its hours are nulled in the history, as are dip hours once
+  recursive CTE carrying the last hours' observations: `history` (cost / level), `noise_history`
+  (variance / level^2), each over `spike_baseline_lookback_days` days, and `ratio_history`
+  (cost / profile) over `spike_level_lookback_hours`, each null when the hour is no observation.
+  When a run is confirmed as a spike, its hours are nulled in the histories, as are dip hours once
   the spike resumes after them, up to `spike_max_excluded_hours` after the spike's start: a spike
-  lasting longer is a new level (a launch, or a young baseline that saw a weekend first), and
-  its later hours teach the baseline, or the spike would never end. And only spikes found with at
-  least `spike_min_history_days_to_exclude` days of data before them are left out: a young
-  baseline (3 days that held a weekend) can call a normal Monday a spike, and leaving it out
-  would make every following weekday one too. Both are decided at most a few hours after the hour itself, long
-  before it first serves as an observation 24 hours later, so the walk is exact, not a heuristic.
-  Cost: one index lookup and one 7-value median per hour; the table is rebuilt every run.
+  lasting longer is a new level (a launch, a new customer), whose hours then teach the level, so
+  it becomes the new normal about 13 hours later (within 24-48 hours of the step) and the spike
+  ends. Only spikes found with at least `spike_min_history_days_to_exclude` days of data before
+  them are left out (a young baseline's mistake must not keep it young). Every decision about
+  hour h uses hours up to h only: the walk is exact and causal, a replay hour by hour gives the
+  same table. Cost: three array shifts and two small medians per hour; rebuilt every run.
+  tests/support/detection.py is the same walk in Python (the tests compare them).
 -#}
 
 {%- set days = var('spike_baseline_days') | int -%}
-{%- set span = 24 * days -%}
+{%- set lookback_days = var('spike_baseline_lookback_days') | int -%}
+{%- set span = 24 * lookback_days -%}
+{%- set level_span = var('spike_level_lookback_hours') | int -%}
+{%- set level_hours = var('spike_level_hours') | int -%}
+{%- set level_min_hours = var('spike_level_min_hours') | int -%}
+{%- set level_guard_hours = var('spike_level_guard_hours') | int -%}
+{%- set weekend = 'array[' ~ (var('spike_weekend_isodow') | join(', ')) ~ ']::integer[]' -%}
+{%- set pct = var('spike_threshold_pct') ~ '::float8' -%}
 {%- set min_hours = var('spike_min_hours') | int -%}
+{%- set min_severe_hours = var('spike_min_severe_hours') | int -%}
 {%- set end_hours = var('spike_end_hours') | int -%}
 {%- set max_excluded = var('spike_max_excluded_hours') | int -%}
 {%- set min_history_days_to_exclude = var('spike_min_history_days_to_exclude') | int -%}
@@ -46,7 +77,10 @@
 with recursive
 
 hours as (
-    select * from {{ ref('int_detection_hourly') }}
+    select
+        *,
+        extract(isodow from hour at time zone 'UTC')::integer as day_of_week
+    from {{ ref('int_detection_hourly') }}
 ),
 
 walk (
@@ -57,19 +91,28 @@ walk (
     cost_std_error_usd,
     has_data,
     is_complete,
-    baseline_cost_usd,
+    is_weekend,
+    baseline_profile_usd,
     baseline_observations,
+    baseline_level,
+    level_observations,
+    baseline_cost_usd,
     baseline_std_error_usd,
     noise_floor_usd,
     is_spike_hour,
+    is_severe_spike_hour,
     spike_run_hours,
-    above_hours,
+    severe_run_hours,
+    lead_hours,
     in_spike,
     quiet_hours,
+    dip_hours,
     spike_start,
+    is_confirming,
     is_excluding,
     history,
-    noise_history
+    noise_history,
+    ratio_history
 ) as (
     select
         0 as hour_index,
@@ -79,19 +122,28 @@ walk (
         0::float8 as cost_std_error_usd,
         false as has_data,
         false as is_complete,
-        null::float8 as baseline_cost_usd,
+        false as is_weekend,
+        null::float8 as baseline_profile_usd,
         0::bigint as baseline_observations,
+        1.0::float8 as baseline_level,
+        0::bigint as level_observations,
+        null::float8 as baseline_cost_usd,
         null::float8 as baseline_std_error_usd,
         null::float8 as noise_floor_usd,
         false as is_spike_hour,
+        false as is_severe_spike_hour,
         0 as spike_run_hours,
-        0 as above_hours,
+        0 as severe_run_hours,
+        0 as lead_hours,
         false as in_spike,
         0 as quiet_hours,
+        0 as dip_hours,
         null::timestamptz as spike_start,
+        false as is_confirming,
         false as is_excluding,
         array_fill(null::float8, array[{{ span }}]) as history,
-        array_fill(null::float8, array[{{ span }}]) as noise_history
+        array_fill(null::float8, array[{{ span }}]) as noise_history,
+        array_fill(null::float8, array[{{ level_span }}]) as ratio_history
 
     union all
 
@@ -103,135 +155,231 @@ walk (
         next_hour.cost_std_error_usd,
         next_hour.has_data,
         next_hour.is_complete,
-        usable.baseline_cost_usd,
+        day_type.is_weekend,
+        profile.baseline_profile_usd,
         observed.baseline_observations,
-        observed.baseline_std_error_usd,
+        level.baseline_level,
+        level.level_observations,
+        usable.baseline_cost_usd,
+        usable.baseline_std_error_usd,
         noise.noise_floor_usd,
         comparison.is_spike_hour,
-        state.spike_run_hours,
-        state.above_hours,
+        comparison.is_severe,
+        run.spike_run_hours,
+        run.severe_run_hours,
+        state.lead_hours,
         state.in_spike,
         state.quiet_hours,
+        state.dip_hours,
         state.spike_start,
+        run.is_confirmed,
         state.is_excluding,
         {{ detection_shift_history(
-            'walk.history', 'observation.cost_usd', 'state.null_count', span
+            'walk.history', 'observation.normalized_cost', 'state.null_count', span
         ) }} as history,
         {{ detection_shift_history(
-            'walk.noise_history', 'observation.variance_usd2', 'state.null_count', span
-        ) }} as noise_history
+            'walk.noise_history', 'observation.normalized_variance', 'state.null_count', span
+        ) }} as noise_history,
+        {{ detection_shift_history(
+            'walk.ratio_history', 'observation.ratio', 'state.null_count', level_span
+        ) }} as ratio_history
     from walk
     inner join hours as next_hour
         on walk.hour_index + 1 = next_hour.hour_index
     cross join lateral (
+        select next_hour.day_of_week = any({{ weekend }}) as is_weekend
+    ) as day_type
+    cross join lateral (
+        -- the profile's observations: the same hour of day on the last `days` earlier days of
+        -- the same day type that hold one (d days back is ISO weekday ((dow - 1 - d) mod 7) + 1)
         select
-            percentile_cont(0.5) within group (
-                order by walk.history[{{ span + 1 }} - 24 * days_back.n]
-            ) as baseline_cost_usd,
-            count(walk.history[{{ span + 1 }} - 24 * days_back.n]) as baseline_observations,
-            sqrt(
-                percentile_cont(0.5) within group (
-                    order by walk.noise_history[{{ span + 1 }} - 24 * days_back.n]
-                )
-            ) as baseline_std_error_usd
-        from generate_series(1, {{ days }}) as days_back (n)
+            percentile_cont(0.5) within group (order by same_hours.normalized_cost)
+                as profile_usd,
+            count(*) as baseline_observations,
+            percentile_cont(0.5) within group (order by same_hours.normalized_variance)
+                as normalized_variance_usd2
+        from (
+            select
+                walk.history[{{ span + 1 }} - 24 * days_back.n] as normalized_cost,
+                walk.noise_history[{{ span + 1 }} - 24 * days_back.n] as normalized_variance
+            from generate_series(1, {{ lookback_days }}) as days_back (n)
+            where
+                (((next_hour.day_of_week - 1 - days_back.n) % 7 + 7) % 7 + 1 = any({{ weekend }}))
+                = day_type.is_weekend
+                and walk.history[{{ span + 1 }} - 24 * days_back.n] is not null
+            order by days_back.n
+            limit {{ days }}
+        ) as same_hours
     ) as observed
     cross join lateral (
         select
             case
                 when observed.baseline_observations >= {{ var('spike_min_baseline_observations') }}
-                    then observed.baseline_cost_usd
-            end as baseline_cost_usd
+                    then observed.profile_usd
+            end as baseline_profile_usd
+    ) as profile
+    cross join lateral (
+        -- the level: median cost / profile of the last usable hours, stopping at the current
+        -- run of hours above the threshold while no spike is confirmed
+        select
+            percentile_cont(0.5) within group (order by recent.ratio) as level_estimate,
+            count(*) as level_samples
+        from (
+            select ratios.ratio
+            from unnest(
+                walk.ratio_history[
+                    1:{{ level_span }} - case
+                        when walk.in_spike then 0
+                        else least(walk.lead_hours, {{ level_guard_hours }})
+                    end
+                ]
+            ) with ordinality as ratios (ratio, position)
+            where ratios.ratio is not null
+            order by ratios.position desc
+            limit {{ level_hours }}
+        ) as recent
+    ) as level_window
+    cross join lateral (
+        select
+            case
+                when
+                    level_window.level_samples >= {{ level_min_hours }}
+                    and level_window.level_estimate > 0
+                    then level_window.level_estimate
+                else walk.baseline_level
+            end as baseline_level,
+            case
+                when
+                    level_window.level_samples >= {{ level_min_hours }}
+                    and level_window.level_estimate > 0
+                    then level_window.level_samples
+                else 0
+            end as level_observations
+    ) as level
+    cross join lateral (
+        select
+            profile.baseline_profile_usd * level.baseline_level as baseline_cost_usd,
+            sqrt(observed.normalized_variance_usd2) * level.baseline_level
+                as baseline_std_error_usd
     ) as usable
     cross join lateral (
         select
             greatest(
                 {{ var('spike_min_excess_usd') }}::float8,
-                {{ var('spike_noise_sigmas') }}::float8 * observed.baseline_std_error_usd
-                * sqrt(1 + pi() / (2 * nullif(observed.baseline_observations, 0)))
+                {{ var('spike_noise_sigmas') }}::float8 * usable.baseline_std_error_usd
+                * sqrt(
+                    1 + pi() / (2 * nullif(observed.baseline_observations, 0))
+                    + coalesce(pi() / (2 * nullif(level.level_observations, 0)), 0)
+                )
             ) as noise_floor_usd
     ) as noise
     cross join lateral (
         select
+            next_hour.is_complete and next_hour.has_data as is_observation,
+            next_hour.total_cost_usd::float8 as cost_usd,
+            next_hour.total_cost_usd::float8 - usable.baseline_cost_usd as excess_usd
+    ) as hour_cost
+    cross join lateral (
+        select
             coalesce(
-                next_hour.is_complete
-                and next_hour.has_data
-                and next_hour.total_cost_usd::float8
-                > usable.baseline_cost_usd * (1 + {{ var('spike_threshold_pct') }}::float8)
-                and next_hour.total_cost_usd::float8 - usable.baseline_cost_usd
-                > noise.noise_floor_usd,
-                false
-            ) as is_spike_hour,
-            coalesce(
-                next_hour.is_complete
-                and next_hour.has_data
-                and next_hour.total_cost_usd::float8
-                > usable.baseline_cost_usd * (1 + {{ var('spike_threshold_pct') }}::float8),
+                hour_cost.is_observation
+                and hour_cost.cost_usd > usable.baseline_cost_usd * (1 + {{ pct }}),
                 false
             ) as is_above
+    ) as above
+    cross join lateral (
+        select
+            above.is_above and hour_cost.excess_usd > noise.noise_floor_usd as is_spike_hour,
+            above.is_above
+            and hour_cost.excess_usd
+            > {{ var('spike_lead_noise_share') }}::float8 * noise.noise_floor_usd as is_lead,
+            above.is_above
+            and hour_cost.excess_usd > noise.noise_floor_usd
+            and hour_cost.cost_usd
+            >= usable.baseline_cost_usd * (1 + {{ var('spike_severe_pct') }}::float8)
+            and hour_cost.excess_usd
+            > {{ var('spike_severe_noise_factor') }}::float8 * noise.noise_floor_usd as is_severe
     ) as comparison
+    cross join lateral (
+        select
+            case
+                when hour_cost.is_observation then hour_cost.cost_usd / level.baseline_level
+            end as normalized_cost,
+            case
+                when hour_cost.is_observation
+                    then next_hour.cost_variance_usd2 / (level.baseline_level ^ 2)
+            end as normalized_variance,
+            case
+                when hour_cost.is_observation
+                    then hour_cost.cost_usd / nullif(profile.baseline_profile_usd, 0)
+            end as ratio
+    ) as observation
     cross join lateral (
         select
             case when comparison.is_spike_hour then walk.spike_run_hours + 1 else 0 end
                 as spike_run_hours,
-            -- consecutive hours above baseline * (1 + pct), noise floor or not: a confirmed
-            -- spike starts where they start (its first hours may hide in the noise)
-            case
-                when comparison.is_above then least(walk.above_hours + 1, 23)
-                else 0
-            end as above_hours,
-            case
-                when next_hour.has_data and next_hour.is_complete
-                    then next_hour.total_cost_usd::float8
-            end as cost_usd,
-            case
-                when next_hour.has_data and next_hour.is_complete
-                    then next_hour.cost_variance_usd2
-            end as variance_usd2
-    ) as observation
+            case when comparison.is_severe then walk.severe_run_hours + 1 else 0 end
+                as severe_run_hours,
+            -- consecutive leading hours (above the threshold and part of the noise floor): a
+            -- confirmed spike starts where they start (its first hours may hide in the noise)
+            case when comparison.is_lead then least(walk.lead_hours + 1, 23) else 0 end
+                as lead_hours
+    ) as counts
     cross join lateral (
         select
-            observation.spike_run_hours,
-            -- confirmed now: a run reaches spike_min_hours outside a spike
+            counts.spike_run_hours,
+            counts.severe_run_hours,
+            -- confirmed now: a run of spike_min_hours, or of spike_min_severe_hours severe
+            -- hours, outside a spike
             (
                 comparison.is_spike_hour and not walk.in_spike
-                and observation.spike_run_hours >= {{ min_hours }}
-            ) as is_confirmed
+                and (
+                    counts.spike_run_hours >= {{ min_hours }}
+                    or counts.severe_run_hours >= {{ min_severe_hours }}
+                )
+            ) as is_confirmed,
+            (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }} as may_exclude
     ) as run
     cross join lateral (
         select
-            run.spike_run_hours,
-            observation.above_hours,
+            counts.lead_hours,
             case
                 when comparison.is_spike_hour then walk.in_spike or run.is_confirmed
+                when above.is_above then walk.in_spike
                 else walk.in_spike and walk.quiet_hours + 1 < {{ end_hours }}
             end as in_spike,
             case
-                when comparison.is_spike_hour or not walk.in_spike then 0
-                else walk.quiet_hours + 1
+                when comparison.is_spike_hour or above.is_above or not walk.in_spike then 0
+                when walk.quiet_hours + 1 < {{ end_hours }} then walk.quiet_hours + 1
+                else 0
             end as quiet_hours,
             case
+                when comparison.is_spike_hour or not walk.in_spike then 0
+                when above.is_above or walk.quiet_hours + 1 < {{ end_hours }}
+                    then walk.dip_hours + 1
+                else 0
+            end as dip_hours,
+            case
                 when run.is_confirmed
-                    then next_hour.hour - (observation.above_hours - 1) * interval '1 hour'
-                when comparison.is_spike_hour and walk.in_spike then walk.spike_start
-                when not comparison.is_spike_hour and walk.in_spike
-                    and walk.quiet_hours + 1 < {{ end_hours }}
+                    then next_hour.hour - (counts.lead_hours - 1) * interval '1 hour'
+                when
+                    walk.in_spike
+                    and (
+                        comparison.is_spike_hour or above.is_above
+                        or walk.quiet_hours + 1 < {{ end_hours }}
+                    )
                     then walk.spike_start
             end as spike_start,
             case
-                when run.is_confirmed
-                    then (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }}
+                when run.is_confirmed then run.may_exclude
                 else walk.is_excluding
             end as is_excluding,
             case
                 when
                     comparison.is_spike_hour and walk.in_spike and walk.is_excluding
                     and next_hour.hour - walk.spike_start < interval '{{ max_excluded }} hours'
-                    then walk.quiet_hours + 1
-                when
-                    run.is_confirmed
-                    and (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }}
-                    then observation.above_hours
+                    then walk.dip_hours + 1
+                when run.is_confirmed and run.may_exclude then counts.lead_hours
                 else 0
             end as null_count
     ) as state
@@ -266,7 +414,7 @@ final as (
         walked.baseline_std_error_usd,
         walked.noise_floor_usd,
         walked.baseline_cost_usd + greatest(
-            walked.baseline_cost_usd * {{ var('spike_threshold_pct') }}::float8,
+            walked.baseline_cost_usd * {{ pct }},
             walked.noise_floor_usd
         ) as spike_threshold_usd,
         walked.is_spike_hour,
@@ -274,7 +422,15 @@ final as (
         case when spikes.spike_start is not null then {{ detection_spike_id('spikes.spike_start') }} end
             as spike_id,
         walked.is_complete,
-        walked.has_data
+        walked.has_data,
+        walked.is_weekend,
+        walked.baseline_profile_usd,
+        walked.baseline_level,
+        walked.level_observations,
+        walked.is_severe_spike_hour,
+        walked.severe_run_hours,
+        walked.is_confirming as is_spike_confirmed_hour,
+        walked.is_spike_hour and spikes.spike_start is null as is_suspected_spike
     from walked
     left join spikes
         on walked.hour between spikes.spike_start and spikes.spike_end

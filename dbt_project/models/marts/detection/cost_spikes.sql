@@ -1,5 +1,5 @@
 -- Runbook step 1, confirmed: one row per sustained spike (a run of at least `spike_min_hours`
--- consecutive spike hours of cost_baseline_hourly). The id is derived from the first hour, which
+-- consecutive spike hours of cost_baseline_hourly, or `spike_min_severe_hours` severe ones). The id is derived from the first hour, which
 -- depends on earlier data only, so it is the same on every run.
 with
 
@@ -31,6 +31,7 @@ spikes as (
         min(hour) as spike_start,
         max(hour) as spike_end,
         count(*)::integer as hours,
+        min(hour) filter (where is_spike_confirmed_hour) as confirmed_hour,
         sum(total_cost_usd) as total_cost_usd,
         sum(baseline_cost_usd)::numeric as baseline_cost_usd
     from spike_hours
@@ -50,7 +51,8 @@ final as (
         (
             (spikes.total_cost_usd - spikes.baseline_cost_usd) / nullif(spikes.baseline_cost_usd, 0)
         )::float8 as pct_above_baseline,
-        spikes.spike_end = newest.last_complete_hour as is_ongoing
+        spikes.spike_end = newest.last_complete_hour as is_ongoing,
+        spikes.confirmed_hour
     from spikes
     inner join peaks
         on spikes.spike_id = peaks.spike_id
