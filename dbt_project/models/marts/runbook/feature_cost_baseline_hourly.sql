@@ -4,14 +4,32 @@
   data but no use of the feature counts as $0). What the cost cap weighs (the feature carrying
   the excess) and what the incident follow-up asks ("is the root cause's feature still
   elevated?"), with the spike thresholds of the detection vars.
+
+  Incremental like feature_cost_hourly: an hour's baseline reads only earlier hours, so the hours
+  from the cutoff on (the ones late events can change, and every hour after them) are all that
+  a pass rebuilds.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour',
+        on_schema_change='append_new_columns',
+    )
+}}
 
 {%- set days = var('spike_baseline_days') | int -%}
+{%- set cutoff = incremental_cutoff('hour') %}
 
 with
 
 feature_hours as (
     select * from {{ ref('feature_cost_hourly') }}
+),
+
+current_feature_hours as (
+    select * from feature_hours
+    where {{ since_cutoff('hour', cutoff) }}
 ),
 
 data_hours as (
@@ -23,7 +41,7 @@ previous as (
         current_hours.hour,
         current_hours.feature,
         coalesce(earlier.total_cost_usd, 0) as cost_usd
-    from feature_hours as current_hours
+    from current_feature_hours as current_hours
     cross join generate_series(1, {{ days }}) as steps (days_back)
     inner join data_hours
         on data_hours.hour = current_hours.hour - steps.days_back * interval '24 hours'
@@ -61,7 +79,7 @@ final as (
             > {{ var('spike_min_excess_usd') }},
             false
         ) as is_elevated
-    from feature_hours
+    from current_feature_hours as feature_hours
     left join baselines
         on
             feature_hours.hour = baselines.hour
