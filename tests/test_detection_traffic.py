@@ -206,9 +206,14 @@ def test_a_one_hour_blip_is_suspected_never_confirmed(detection) -> None:
 
 
 def run_statuses(detection) -> dict[str, str]:
-    """Each node of the last dbt invocation and its status."""
+    """Each node of the last dbt invocation and its status (not the on-run-start hook, an
+    `operation.*` result of every invocation)."""
     results = json.loads((Path(detection.target) / "run_results.json").read_text())
-    return {r["unique_id"].split(".")[2]: r["status"] for r in results["results"]}
+    return {
+        r["unique_id"].split(".")[2]: r["status"]
+        for r in results["results"]
+        if not r["unique_id"].startswith("operation.")
+    }
 
 
 # --------------------------------------------------------------------------------- replay

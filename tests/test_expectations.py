@@ -65,7 +65,9 @@ def run_dbt(url: str, target: Path) -> None:
 @pytest.fixture(scope="module")
 def url(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     with psycopg.connect(module_db_url) as conn:
-        seed(conn, "autosave_loop", days=5, events_per_hour=300, seed=3, end=default_end())
+        # 16 days: the baseline needs 3 earlier days of the onset's own day type (weekday or
+        # weekend), and the data ends now (freshness), on whatever weekday the suite runs.
+        seed(conn, "autosave_loop", days=16, events_per_hour=200, seed=3, end=default_end())
     run_dbt(module_db_url, tmp_path_factory.mktemp("dbt_target"))
     return module_db_url
 
