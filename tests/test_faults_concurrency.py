@@ -24,7 +24,8 @@ from tests.conftest import COSTWATCH, PROJECT_ROOT, costwatch_env, query, run_co
 from tests.test_faults_support import PASS_LOCK_SQL, runbook_mismatches
 from tests.test_incidents_support import HOOK_PATH, SLACK_PATH, channel_env, hook_server
 
-END = "2026-11-21T20:00:00Z"
+# A Wednesday: 8 days give the baseline 3+ earlier days of the onset's day type.
+END = "2026-11-18T20:00:00Z"
 
 
 def _lock_free(url: str) -> bool:
@@ -84,7 +85,7 @@ def test_two_runs_at_once_open_one_incident_send_one_alert_per_channel(
     with hook_server() as server:
         env = costwatch_env(db_url, tmp_path, **channel_env(server))
         run_costwatch(
-            "seed", "--scenario", "autosave_loop", "--days", "8", "--events-per-hour", "80",
+            "seed", "--scenario", "autosave_loop", "--days", "8", "--events-per-hour", "120",
             "--seed", "1", "--end", END, env=env, check=True,
         )  # fmt: skip
         runs = []

@@ -34,7 +34,9 @@ from tests.test_incidents_support import (
     hook_server,
 )
 
-END = datetime(2026, 11, 21, 20, tzinfo=UTC)
+# A Wednesday: 9 days give the baseline 3+ earlier days of the onset's day type (a Saturday
+# would have 2 weekend days of history: still learning, no spike).
+END = datetime(2026, 11, 18, 20, tzinfo=UTC)
 SQL = "'; drop table raw.inference_events; --"
 HOSTILE = (
     SQL,
