@@ -9,6 +9,8 @@ covered on hand-written marts in test_incidents.py and test_costcap.py.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import costwatch_env, run_costwatch
@@ -16,8 +18,9 @@ from tests.test_incidents_support import HOOK_PATH, channel_env, hook_server, ro
 
 pytestmark = pytest.mark.slow
 
-END = "2026-11-21T20:00:00Z"
-QUIET_END = "2026-11-21T23:00:00Z"
+# A Wednesday: 9 days give the baseline 3+ earlier days of the onset's day type.
+END = "2026-11-18T20:00:00Z"
+QUIET_END = "2026-11-18T23:00:00Z"
 SEED = ("--days", "9", "--events-per-hour", "120", "--seed", "1")
 
 
@@ -43,6 +46,14 @@ def test_open_with_a_down_channel_then_retry_and_resolve_through_costwatch_run(d
         assert rows(
             db_url, "select status, attempts from ops.alerts where channel = 'webhook'"
         ) == [("pending", 1)]  # retried by a later pass
+        # The retry is due 30 s after the failed attempt (backoff): let that time pass, as the
+        # next hourly pass would, so the second pass does not depend on how fast the first was.
+        ((wait_s,),) = rows(
+            db_url,
+            "select greatest(extract(epoch from next_attempt_at - now()), 0) from ops.alerts "
+            "where channel = 'webhook'",
+        )
+        time.sleep(min(float(wait_s) + 1, 60))
 
         run_costwatch(
             "seed", "--scenario", "quiet", "--hours", "3", "--events-per-hour", "120",
