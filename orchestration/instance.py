@@ -142,7 +142,10 @@ def _pooled(storage):
     return storage
 
 
-class CostwatchRunStorage(PostgresRunStorage):
+class _CostwatchStorage:
+    """The three storages' shared configuration: no config of their own, the URL resolved as the
+    CLI resolves it, one pooled engine."""
+
     @classmethod
     def config_type(cls):
         return {}
@@ -152,24 +155,16 @@ class CostwatchRunStorage(PostgresRunStorage):
         return _pooled(cls(postgres_url=storage_url(), inst_data=inst_data))
 
 
-class CostwatchEventLogStorage(PostgresEventLogStorage):
-    @classmethod
-    def config_type(cls):
-        return {}
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return _pooled(cls(postgres_url=storage_url(), inst_data=inst_data))
+class CostwatchRunStorage(_CostwatchStorage, PostgresRunStorage):
+    pass
 
 
-class CostwatchScheduleStorage(PostgresScheduleStorage):
-    @classmethod
-    def config_type(cls):
-        return {}
+class CostwatchEventLogStorage(_CostwatchStorage, PostgresEventLogStorage):
+    pass
 
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return _pooled(cls(postgres_url=storage_url(), inst_data=inst_data))
+
+class CostwatchScheduleStorage(_CostwatchStorage, PostgresScheduleStorage):
+    pass
 
 
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
