@@ -26,9 +26,9 @@ from pathlib import Path
 
 import psutil
 
-from orchestration.database import EmbeddedPostgres, configured_url, connect, url_for_database
-from orchestration.ingest.demo import _free_port, _wait_listening
-from orchestration.schema import init_database
+from orchestration.core.database import EmbeddedPostgres, configured_url, connect, url_for_database
+from orchestration.core.schema import init_database
+from orchestration.runbook.ingest.demo import _free_port, _wait_listening
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COSTWATCH = str(Path(sys.executable).with_name("costwatch"))
@@ -40,7 +40,7 @@ def _encode_batches(first: int, count: int) -> list[bytes]:
     """`count` batches of BATCH spans (inference spans, one tool span in eight), encoded."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from orchestration.ingest.sender import SpanFactory
+    from orchestration.runbook.ingest.sender import SpanFactory
 
     factory = SpanFactory(service="bench")
     start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import EmbeddedPostgres, connect, url_for_database
-from orchestration.schema import init_database
+from orchestration.core.database import EmbeddedPostgres, connect, url_for_database
+from orchestration.core.schema import init_database
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COSTWATCH = str(Path(sys.executable).with_name("costwatch"))
@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Build dbt's manifest before collection: the Dagster definitions (imported by test modules)
     read it, and a fresh clone has none. Under xdist every worker comes here; a file lock makes
     the parse happen once."""
-    from orchestration.project import prepare_manifest
+    from orchestration.defs.project import prepare_manifest
 
     prepare_manifest()
 

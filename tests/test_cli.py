@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from orchestration.cli import build_parser
-from orchestration.database import DatabaseError, dbt_env, redact, validate_url
-from orchestration.settings import dbt_vars
+from orchestration.core.database import DatabaseError, dbt_env, redact, validate_url
+from orchestration.core.settings import dbt_vars
 from tests.conftest import COSTWATCH, costwatch_env, query, run_costwatch
 
 # ---------------------------------------------------------------- pure logic, no database

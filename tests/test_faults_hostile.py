@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from orchestration.incidents import engine, payloads
-from orchestration.incidents.settings import IncidentSettings
-from orchestration.seed import seed
-from orchestration.triage.formatting import code_safe, escape_md
+from orchestration.core.formatting import code_safe, escape_md
+from orchestration.runbook.incidents import engine, payloads
+from orchestration.runbook.incidents.settings import IncidentSettings
+from orchestration.runbook.seed import seed
 from tests.conftest import PROJECT_ROOT, costwatch_env, query, run_costwatch
 from tests.test_faults_support import files_text, ops_text, runbook_mismatches, secrets_in
 from tests.test_incidents_support import (

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.seed import SCENARIOS, seed
+from orchestration.runbook.seed import SCENARIOS, seed
 from tests.test_marts_support import (
     RUNBOOK_MARTS,
     assert_close_rows,

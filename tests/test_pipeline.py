@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration.assets.dbt import unfinished_nodes
-from orchestration.seed import seed
+from orchestration.defs.dbt import unfinished_nodes
+from orchestration.runbook.seed import seed
 from tests.conftest import costwatch_env, query, run_costwatch
 
 END = datetime(2026, 11, 18, 15, tzinfo=UTC)  # a Wednesday afternoon

@@ -21,7 +21,7 @@ from orchestration.defs.incidents import (
     incident_assets,
     pipeline_failure_alert,
 )
-from orchestration.resources import PostgresResource
+from orchestration.defs.resources import PostgresResource
 from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)
