@@ -182,13 +182,37 @@ def run_pass(
     mark = lap("definitions_import", mark)
     with pass_lock(url, wait_seconds):
         mark = lap("lock_wait", mark)
-        result = _execute(full_refresh)
+        result = _execute_or_fail(full_refresh)
         lap("execute", mark)
     if not result.success:
         drop_dbt_leftovers(url)
     result.timings = timings
     result.seconds = time.monotonic() - started
     return result
+
+
+def _execute_or_fail(full_refresh: bool) -> PassResult:
+    """The run, or a failed result with one line when the run itself could not go on: the
+    database restarted or went away under Dagster's storage (its event log is in PostgreSQL),
+    which Dagster raises rather than reports as a failed step."""
+    started = time.monotonic()
+    try:
+        return _execute(full_refresh)
+    except Exception as err:  # noqa: BLE001 - one line in the pass's summary, never a traceback
+        if os.environ.get("COSTWATCH_DEBUG"):
+            raise
+        return PassResult(
+            success=False,
+            seconds=time.monotonic() - started,
+            error=f"the run stopped: {describe_error(err)}",
+        )
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for an error a library raised (psycopg; SQLAlchemy, under Dagster's storage,
+    wraps the driver's error as `.orig`)."""
+    cause = getattr(err, "orig", None) or err
+    return f"{type(cause).__name__}: {first_line(cause)}"
 
 
 def _execute(full_refresh: bool) -> PassResult:

@@ -98,3 +98,29 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert again.returncode == 0, again.stdout[-3000:]
     assert query(db_url, "select count(*) from marts.cost_hourly")[0][0] == 8 * 24 + 1
     assert query(db_url, "select count(*) from marts.cost_baseline_hourly")[0][0] == 8 * 24 + 1
+
+
+def test_a_run_that_dagster_cannot_continue_fails_with_one_line(monkeypatch) -> None:
+    """The database restarting under Dagster's own storage raises out of the run (it is not a
+    failed step): the pass still ends with one `error:` line in its summary, no traceback."""
+    from orchestration import pipeline
+
+    class OperationalError(Exception):
+        pass
+
+    class StorageError(Exception):  # SQLAlchemy's shape: the driver's error as `.orig`
+        def __init__(self) -> None:
+            super().__init__("(psycopg2.OperationalError) server closed the connection\n[SQL: ...]")
+            self.orig = OperationalError("server closed the connection unexpectedly\n\tdetail")
+
+    def execute(full_refresh: bool) -> pipeline.PassResult:
+        raise StorageError
+
+    monkeypatch.setattr(pipeline, "_execute", execute)
+    monkeypatch.delenv("COSTWATCH_DEBUG", raising=False)
+    result = pipeline._execute_or_fail(full_refresh=False)
+    assert not result.success
+    errors = [line for line in result.summary().splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the run stopped: OperationalError: server closed the connection unexpectedly"
+    ]
