@@ -176,12 +176,11 @@ def run_pass(
     mark = lap("dbt_manifest", mark)
     # Start-up time, and after prepare_manifest(): the definitions read dbt's manifest on import.
     from orchestration.definitions import PASS_JOB_NAME, defs
-    from orchestration.instance import dagster_instance
 
     mark = lap("definitions_import", mark)
     with pass_lock(url, wait_seconds):
         mark = lap("lock_wait", mark)
-        result = _execute(defs.resolve_job_def(PASS_JOB_NAME), dagster_instance(), full_refresh)
+        result = _execute_or_fail(defs.resolve_job_def(PASS_JOB_NAME), full_refresh)
         lap("execute", mark)
     if not result.success:
         drop_dbt_leftovers(url)
@@ -190,10 +189,37 @@ def run_pass(
     return result
 
 
-def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, full_refresh: bool) -> PassResult:
+def _execute_or_fail(job: dg.JobDefinition, full_refresh: bool) -> PassResult:
+    """The run, or a failed result with one line when the run itself could not go on: the
+    database restarted or went away under Dagster's storage (its event log is in PostgreSQL),
+    which Dagster raises rather than reports as a failed step."""
+    started = time.monotonic()
+    try:
+        return _execute(job, full_refresh)
+    except Exception as err:  # noqa: BLE001 - one line in the pass's summary, never a traceback
+        if os.environ.get("COSTWATCH_DEBUG"):
+            raise
+        return PassResult(
+            success=False,
+            seconds=time.monotonic() - started,
+            error=f"the run stopped: {describe_error(err)}",
+        )
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for an error a library raised (psycopg; SQLAlchemy, under Dagster's storage,
+    wraps the driver's error as `.orig`)."""
+    cause = getattr(err, "orig", None) or err
+    return f"{type(cause).__name__}: {first_line(cause)}"
+
+
+def _execute(job: dg.JobDefinition, full_refresh: bool) -> PassResult:
     # Start-up time: Dagster loads once the preflight has passed (run_pass imports it first).
     import dagster as dg
 
+    from orchestration.instance import dagster_instance
+
+    instance = dagster_instance()
     run_config = {
         "ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}},
         # The pass's summary is what `costwatch run` prints; Dagster's own log of the run is in

@@ -235,7 +235,7 @@ def _commented(lines: list[str], line: int) -> bool:
     """The import at `line` (1-based), or the block of imports it stands in, has a comment
     just above it."""
     i = line - 2
-    while i >= 0 and lines[i].strip().startswith(("import ", "from ")):
+    while i >= 0 and (not lines[i].strip() or lines[i].strip().startswith(("import ", "from "))):
         i -= 1
     return i >= 0 and lines[i].strip().startswith("#")
 
@@ -342,8 +342,8 @@ def test_package_init_counts_as_imported() -> None:
 
 
 def test_commented_reads_the_comment_above_an_import_block() -> None:
-    lines = ["def f():", "    # start-up time", "    import a", "    import b", "    import c"]
-    assert _commented(lines, 4) and _commented(lines, 5)
+    lines = ["def f():", "    # start-up time", "    import a", "    import b", "", "    import c"]
+    assert _commented(lines, 4) and _commented(lines, 6)
     assert not _commented(["def f():", "    import a"], 2)
 
 

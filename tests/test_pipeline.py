@@ -48,7 +48,10 @@ def test_run_on_an_empty_database(db_url: str, tmp_path: Path) -> None:
     assert query(db_url, "select count(*) from ops.incidents") == [(0,)]
     triage = run_costwatch("triage", env=env)
     assert triage.returncode == 0, triage.stderr
-    assert "no" in triage.stdout.lower() and "spike" in triage.stdout.lower()
+    # Piped, the report is Markdown: the empty database's own report, nothing else.
+    assert triage.stdout == (
+        "# No cost spike\n\nThe marts hold no hours yet: load events, then run costwatch.\n\n"
+    )
 
 
 def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path: Path) -> None:
@@ -98,3 +101,29 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert again.returncode == 0, again.stdout[-3000:]
     assert query(db_url, "select count(*) from marts.cost_hourly")[0][0] == 8 * 24 + 1
     assert query(db_url, "select count(*) from marts.cost_baseline_hourly")[0][0] == 8 * 24 + 1
+
+
+def test_a_run_that_dagster_cannot_continue_fails_with_one_line(monkeypatch) -> None:
+    """The database restarting under Dagster's own storage raises out of the run (it is not a
+    failed step): the pass still ends with one `error:` line in its summary, no traceback."""
+    from orchestration import pipeline
+
+    class OperationalError(Exception):
+        pass
+
+    class StorageError(Exception):  # SQLAlchemy's shape: the driver's error as `.orig`
+        def __init__(self) -> None:
+            super().__init__("(psycopg2.OperationalError) server closed the connection\n[SQL: ...]")
+            self.orig = OperationalError("server closed the connection unexpectedly\n\tdetail")
+
+    def execute(full_refresh: bool) -> pipeline.PassResult:
+        raise StorageError
+
+    monkeypatch.setattr(pipeline, "_execute", execute)
+    monkeypatch.delenv("COSTWATCH_DEBUG", raising=False)
+    result = pipeline._execute_or_fail(full_refresh=False)
+    assert not result.success
+    errors = [line for line in result.summary().splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the run stopped: OperationalError: server closed the connection unexpectedly"
+    ]
