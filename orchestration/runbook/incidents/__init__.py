@@ -6,6 +6,6 @@
 - `store`: the `ops` tables and the detection marts, in SQL.
 - `engine`: one tick: open, escalate, resolve, deliver and retry alerts, apply the cost cap.
 - `costcap`: the runbook's escalation query as a guarded, recorded action.
-- `sensors`: the Dagster sensors and the `cost_spikes` asset check.
-- `cli`: `costwatch incidents list | show | ack | resolve`.
+Their Dagster side (the `ops/incidents` asset, sensors, checks) is `orchestration.defs`; the
+`costwatch incidents` command is `orchestration.cli.incidents`.
 """
