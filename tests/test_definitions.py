@@ -55,9 +55,7 @@ def snapshot(definitions: dg.Definitions) -> dict[str, Any]:
             for schedule in sorted(definitions.schedules or [], key=lambda s: s.name)
         },
         "jobs": {
-            job.name: sorted(
-                key.to_user_string() for key in job.asset_layer.selected_asset_keys
-            )
+            job.name: sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys)
             for job in sorted(jobs, key=lambda j: j.name)
         },
     }
