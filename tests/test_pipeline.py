@@ -77,17 +77,18 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert len(spikes) == 1
     assert query(db_url, "select root_cause from ops.incidents") == [("hidden_recompute",)]
 
-    # A setting that breaks one model's SQL: the pass fails, one line names the model, and that
-    # model's table is the one of the last good pass, whole.
+    # A setting of the right type that breaks one model's SQL (a weekday out of integer range;
+    # a value of the wrong type never reaches dbt): the pass fails, one line names the model,
+    # and that model's table is the one of the last good pass, whole.
     before = query(db_url, "select count(*), sum(total_cost_usd) from marts.cost_baseline_hourly")
-    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_SPIKE_THRESHOLD_PCT='"high"')
+    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_SPIKE_WEEKEND_ISODOW="[6, 99999999999]")
     with psycopg.connect(db_url) as conn:
         seed(conn, "quiet", hours=1, events_per_hour=60, end=END.replace(hour=16), seed=3)
     failed = run_costwatch("run", env=broken)
     assert failed.returncode == 1
     error_lines = [line for line in failed.stdout.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1, failed.stdout[-3000:]
-    # The models that read the broken var are named (the feature baseline reads it too).
+    # The models that read the broken var are named.
     broken_models = error_lines[0].split("dbt did not build ", 1)[1].split(" because")[0]
     assert "cost_baseline_hourly" in broken_models.split(", ")
     assert "Traceback" not in failed.stdout + failed.stderr

@@ -2,9 +2,10 @@
 
 A setting costwatch cannot read disables only what it configures (CONTRACT section 6): a bad
 `COSTWATCH_COST_CAP_USD` turns the cost cap off, a bad escalation delay turns escalation off, a
-bad timeout or severity table falls back to its default. Each such problem is one line naming the
-variable (`IncidentSettings.problems`); the incident step reports them as a `pipeline_failed`
-alert and fails, after opening incidents and paging as usual.
+bad timeout or severity table falls back to its default, a dbt var of the wrong type is left to
+its default and a `COSTWATCH_*` name costwatch does not read is named (orchestration/settings.py).
+Each such problem is one line naming the variable (`IncidentSettings.problems`); the incident step
+reports them as a `pipeline_failed` alert and fails, after opening incidents and paging as usual.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from orchestration.core.settings import setting_problems
 from orchestration.runbook.incidents.payloads import (
     SEVERITY_THRESHOLDS_USD,
     parse_severity_thresholds,
@@ -120,6 +122,8 @@ class IncidentSettings:
         # The dry-run flag guards a real action: unreadable means dry-run.
         cap_dry_run = read(_flag, "COSTWATCH_COST_CAP_DRY_RUN", True, fallback=True)
         escalate = read(_number, "COSTWATCH_ESCALATE_AFTER_MINUTES", 60.0, fallback=None)
+        # A mistyped name or a dbt var dbt cannot use (it then runs on the default).
+        problems += setting_problems(env)
         return cls(
             webhook_url=_text(env, "COSTWATCH_ALERT_WEBHOOK_URL"),
             slack_webhook_url=_text(env, "COSTWATCH_SLACK_WEBHOOK_URL"),
