@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 PREFIX = "COSTWATCH_VAR_"
-DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_project" / "dbt_project.yml"
+DBT_PROJECT_FILE = Path(__file__).resolve().parents[2] / "dbt_project" / "dbt_project.yml"
 
 # Every other COSTWATCH_* variable costwatch reads (the README's settings table).
 KNOWN_SETTINGS = frozenset(
