@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 PREFIX = "COSTWATCH_VAR_"
-DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_project" / "dbt_project.yml"
+DBT_PROJECT_FILE = Path(__file__).resolve().parents[2] / "dbt_project" / "dbt_project.yml"
 
 # Every other COSTWATCH_* variable costwatch reads (the README's settings table).
 KNOWN_SETTINGS = frozenset(
@@ -69,6 +69,7 @@ KNOWN_SETTINGS = frozenset(
         "COSTWATCH_SOAK_PASSES",
         "COSTWATCH_SOAK_REPORT",
         "COSTWATCH_TEST_DATABASE_URL",
+        "COSTWATCH_UPDATE_DEFS_SNAPSHOT",
     }
 )
 
