@@ -6,7 +6,7 @@ and `costwatch run` load) and resolves them; unlike it, it also pins what they c
 asset, check or sensor that disappears or changes group (a translator change, a dbt folder
 moved) fails here instead of in the UI. A deliberate change regenerates the file:
 
-    UPDATE_DEFS_SNAPSHOT=1 .venv/bin/pytest -n 0 tests/test_definitions.py
+    COSTWATCH_UPDATE_DEFS_SNAPSHOT=1 .venv/bin/pytest -n 0 tests/test_definitions.py
 
 and the diff of tests/fixtures/definitions.json is part of the change's review.
 """
@@ -64,13 +64,13 @@ def snapshot(definitions: dg.Definitions) -> dict[str, Any]:
 def test_definitions_match_the_snapshot() -> None:
     current = snapshot(defs)
     text = json.dumps(current, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_DEFS_SNAPSHOT"):
+    if os.environ.get("COSTWATCH_UPDATE_DEFS_SNAPSHOT"):
         SNAPSHOT.write_text(text)
     expected = json.loads(SNAPSHOT.read_text())
     for part in ("assets", "asset_checks", "sensors", "schedules", "jobs"):
         assert current[part] == expected[part], (
             f"the definitions' {part} changed: if that is meant, regenerate {SNAPSHOT.name} "
-            "(UPDATE_DEFS_SNAPSHOT=1, see this file's docstring) and review its diff"
+            "(COSTWATCH_UPDATE_DEFS_SNAPSHOT=1, see this file's docstring) and review its diff"
         )
 
 
