@@ -22,8 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import connect, dbt_env
-from orchestration.seed import INCIDENT_HOURS_BEFORE_END, seed
+from orchestration.core.database import connect, dbt_env
+from orchestration.runbook.seed import INCIDENT_HOURS_BEFORE_END, seed
 from tests.conftest import PROJECT_ROOT, create_database, drop_database
 from tests.support.detection import Hour, detect
 
@@ -196,7 +196,10 @@ def verdict(case: Case, expected: tuple[str, str | None, str | None] | None) -> 
 # --------------------------------------------------------------------------- scenarios of our own
 
 PRICES = {
-    m: p for m, p in __import__("orchestration.seed.catalog", fromlist=["x"]).MODEL_PRICES.items()
+    m: p
+    for m, p in __import__(
+        "orchestration.runbook.seed.catalog", fromlist=["x"]
+    ).MODEL_PRICES.items()
 }
 
 

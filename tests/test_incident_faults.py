@@ -18,10 +18,10 @@ from datetime import timedelta
 
 import psycopg
 
-from orchestration.database import connect, dbt_env
-from orchestration.incidents import engine
-from orchestration.incidents.cli import incidents_command
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.cli.incidents import incidents_command
+from orchestration.core.database import connect, dbt_env
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.test_incidents_support import (
     AUTOSAVE,
     HOOK_PATH,
@@ -127,8 +127,8 @@ def test_pagerduty_answering_500_across_a_resolve_gets_only_the_resolve(db_url):
 KILLED_BETWEEN_SEND_AND_RECORD = """
 import os, sys
 from datetime import datetime
-from orchestration.incidents import channels, engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import channels, engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 
 deliver = channels.deliver
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration.database import dbt_env
-from orchestration.project import partial_parse_for_profile
+from orchestration.core.database import dbt_env
+from orchestration.defs.project import partial_parse_for_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).with_name("dbt"))

@@ -22,7 +22,7 @@ from orchestration.defs.incidents import (
     incident_assets,
     pipeline_failure_alert,
 )
-from orchestration.resources import PostgresResource
+from orchestration.defs.resources import PostgresResource
 from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)
@@ -131,6 +131,45 @@ def test_a_failed_detection_check_only_queues_pipeline_failed(db_url, instance, 
     assert "marts/cost_spikes:not_null_spike_id" in meta["problems"]
     assert rows(db_url, "select count(*) from ops.incidents") == [(0,)]
     assert rows(db_url, "select kind, status from ops.alerts") == [("pipeline_failed", "sent")]
+
+
+def test_spikes_built_but_their_diagnosis_not_open_nothing_until_it_is(db_url, instance, clock):
+    """`cost_spikes` materialized and `spike_diagnosis` failing in the same step (as dbt does
+    when the diagnosis model errors): the incident step does not run on that pass (CONTRACT:
+    never before the spike's diagnosis exists); the next pass opens it with the diagnosed cause."""
+
+    @dg.multi_asset(specs=[dg.AssetSpec(COST_BASELINE), dg.AssetSpec(COST_SPIKES),
+                           dg.AssetSpec(SPIKE_DIAGNOSIS)])  # fmt: skip
+    def detection_marts():
+        yield dg.MaterializeResult(asset_key=COST_BASELINE)
+        yield dg.MaterializeResult(asset_key=COST_SPIKES)
+        raise RuntimeError("Database Error in model spike_diagnosis")
+
+    marts = Marts(db_url)
+    marts.append(10, 10, 10, 30, 32, 31)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("truncate marts.spike_diagnosis")  # the diagnosis did not build
+    (incidents,) = incident_assets(set(detection_marts.keys))
+    failed = dg.materialize(
+        [detection_marts, incidents],
+        instance=instance,
+        resources={"database": PostgresResource(url=db_url)},
+        raise_on_error=False,
+    )
+    assert not failed.success
+    started = [
+        e.step_key for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_START
+    ]
+    assert started == ["detection_marts"]
+    assert [e.asset_key for e in failed.get_asset_materialization_events()] == [
+        COST_BASELINE, COST_SPIKES,
+    ]  # fmt: skip
+    assert rows(db_url, "select count(*) from ops.incidents") == [(0,)]
+
+    marts.rebuild()  # the diagnosis builds on the next pass
+    meta = incidents_metadata(run_pass(instance, db_url))
+    assert meta["incidents_opened"] == 1
+    assert rows(db_url, "select root_cause from ops.incidents") == [("hidden_recompute",)]
 
 
 def test_due_sensor_launches_the_step_when_a_retry_falls_due(db_url, instance, clock):

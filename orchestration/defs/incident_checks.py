@@ -7,11 +7,11 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.database import connect
+from orchestration.core.database import connect
+from orchestration.core.formatting import money, pct
 from orchestration.defs.incidents import COST_SPIKES, SPIKE_DIAGNOSIS
-from orchestration.incidents import lifecycle, payloads, store
-from orchestration.resources import PostgresResource
-from orchestration.triage.formatting import money, pct
+from orchestration.defs.resources import PostgresResource
+from orchestration.runbook.incidents import lifecycle, payloads, store
 
 SPIKE_CHECK_NAME = "no_sustained_spike_open"
 

@@ -14,10 +14,10 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from orchestration.database import DatabaseError, connect, first_line
+from orchestration.core.database import DatabaseError, connect, first_line
 from orchestration.defs import ops_views
-from orchestration.incidents import engine
-from orchestration.resources import PostgresResource
+from orchestration.defs.resources import PostgresResource
+from orchestration.runbook.incidents import engine
 
 COST_SPIKES = dg.AssetKey(["marts", "cost_spikes"])
 SPIKE_DIAGNOSIS = dg.AssetKey(["marts", "spike_diagnosis"])

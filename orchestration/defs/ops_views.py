@@ -5,7 +5,7 @@ report with its chart, each as formatted metadata (money as $47.86, ratios as pe
   open incidents, the newest one in one line, the ack command, a table of recent incidents.
 - `ops/alerts` (built here, after the incident step) reads `ops.alerts`: per channel what was
   delivered, failed or queued, and the newest alerts in a table.
-- `ops/incident_report` (orchestration/triage/assets.py) gets `report_summary_metadata`: the
+- `ops/incident_report` (orchestration/defs/reports.py) gets `report_summary_metadata`: the
   report's five-line summary as text entries, so its page tells the story before any click.
 
 The words and figures are those of the CLI (`costwatch incidents list`, `costwatch triage`):
@@ -23,11 +23,11 @@ import dagster as dg
 import psycopg
 from dagster import AssetExecutionContext
 
-from orchestration.database import connect
-from orchestration.incidents import store
-from orchestration.resources import PostgresResource
-from orchestration.triage.formatting import escape_md, money, pct, strip_control, table
-from orchestration.triage.summary import SUMMARY_LABELS, summary_from_markdown
+from orchestration.core.database import connect
+from orchestration.core.formatting import escape_md, money, pct, strip_control, table
+from orchestration.defs.resources import PostgresResource
+from orchestration.runbook.incidents import store
+from orchestration.runbook.triage.summary import SUMMARY_LABELS, summary_from_markdown
 
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
 ALERTS = dg.AssetKey(["ops", "alerts"])
@@ -94,26 +94,20 @@ def incident_line(incident: Mapping[str, Any]) -> str:
 
 
 def incidents_table(incidents: Sequence[Mapping[str, Any]]) -> str:
+    """Narrow enough for the UI's metadata column (wider tables are cut off there): the
+    newest incident's cause and numbers are in `latest_incident`."""
     rows = [
         [
             f"#{i['incident_id']}",
             escape_md(incident_status(i)),
             escape_md(i.get("severity") or "n/a"),
-            _when(i.get("spike_start")),
             money(i.get("excess_cost_usd")),
-            _plus_pct(i.get("pct_above_baseline")),
-            escape_md(i.get("root_cause") or "undiagnosed"),
-            f"{i.get('alerts_sent', 0)} delivered"
-            + (f", {i['alerts_failed']} failed" if i.get("alerts_failed") else ""),
-            escape_md(i.get("spike_id")),
+            f"{i['spike_start']:%m-%d %H:%M}" if isinstance(i.get("spike_start"), datetime) else "",
         ]
         for i in incidents
     ]
-    headers = [
-        "incident", "status", "severity", "since", "excess", "over baseline", "root cause",
-        "alerts", "spike",
-    ]  # fmt: skip
-    return "\n".join(table(headers, rows, align="lllrrrlll"))
+    headers = ["incident", "status", "severity", "excess", "since (UTC)"]
+    return "\n".join(table(headers, rows, align="lllrl"))
 
 
 def incident_metadata(conn: psycopg.Connection) -> dict[str, Any]:
@@ -134,7 +128,10 @@ def incident_metadata(conn: psycopg.Connection) -> dict[str, Any]:
     metadata["excess"] = dg.MetadataValue.text(money(latest.get("excess_cost_usd")))
     metadata["over_baseline"] = dg.MetadataValue.text(_plus_pct(latest.get("pct_above_baseline")))
     if latest.get("root_cause_detail"):
-        metadata["root_cause"] = dg.MetadataValue.text(strip_control(latest["root_cause_detail"]))
+        # what the cause is pinned on (`hidden_recompute (trigger_type=auto_save)`); the
+        # detail's own figures were worded when the incident opened, the excess above is now
+        cause = strip_control(latest["root_cause_detail"]).split(": ", 1)[0]
+        metadata["root_cause"] = dg.MetadataValue.text(cause)
     if latest["status"] == "open" and not latest.get("acknowledged_at"):
         metadata["ack"] = dg.MetadataValue.text(f"costwatch incidents ack {latest['incident_id']}")
     ordered = sorted(incidents, key=lambda i: i["status"] != "open")  # stable: newest first
@@ -199,14 +196,13 @@ def alerts_table(alerts: Sequence[Mapping[str, Any]]) -> str:
             escape_md(a["kind"]),
             escape_md(a["channel"]),
             DELIVERY_WORDS.get(str(a["status"]), escape_md(a["status"])),
-            str(a.get("attempts") or 0),
-            _when(a.get("sent_at")) if a.get("sent_at") else "not yet",
+            f"{a['sent_at']:%m-%d %H:%M}" if a.get("sent_at") else "",
         ]
         for a in alerts
     ]
     # narrow enough for the UI's metadata column; errors are in `where_alerts_went`
-    headers = ["alert", "incident", "kind", "channel", "status", "attempts", "sent"]
-    return "\n".join(table(headers, rows, align="lllllrl"))
+    headers = ["alert", "incident", "kind", "channel", "status", "sent (UTC)"]
+    return "\n".join(table(headers, rows, align="llllll"))
 
 
 def alert_metadata(conn: psycopg.Connection) -> dict[str, Any]:
