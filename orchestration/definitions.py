@@ -15,6 +15,7 @@ from orchestration.defs.incidents import (
     pipeline_failure_alert,
     raw_data_sensor_for,
 )
+from orchestration.defs.ops_views import alert_assets
 from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
 from orchestration.defs.raw import raw_assets
 from orchestration.defs.reports import incident_report_assets
@@ -48,6 +49,7 @@ defs = dg.Definitions(
         *raw_assets,
         costwatch_dbt_assets,
         *_incidents,
+        *alert_assets(_incident_keys),
         *incident_report_assets(_dbt_keys | _incident_keys),
     ],
     asset_checks=[*expectation_checks, *spike_asset_checks([costwatch_dbt_assets])],

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import dagster as dg
@@ -259,7 +260,8 @@ def test_asset_check_warns_while_a_sustained_spike_is_open(db_url):
     meta = {k: v.value for k, v in evaluation.metadata.items()}
     assert meta["spike_id"] == "spike-2026-11-20T03"
     assert meta["spike_start"] == (T0 + timedelta(hours=3)).timestamp()
-    assert meta["excess_cost_usd"] == 63.0 and meta["root_cause"] == "hidden_recompute"
+    assert meta["excess_cost_usd"] == "$63.00" and meta["root_cause"] == "hidden_recompute"
+    assert re.fullmatch(r"\+\d+%", meta["pct_above_baseline"]), meta["pct_above_baseline"]
     assert "trigger_type=auto_save" in meta["root_cause_detail"]
 
     marts.append(10)  # one quiet hour: the spike has ended but is not over yet

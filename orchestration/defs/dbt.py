@@ -25,7 +25,8 @@ from orchestration.runbook.expectations.runner import warm_up
 
 
 class CostwatchTranslator(DagsterDbtTranslator):
-    """Keys are `<schema>/<name>` and groups the model's folder, read from dbt's metadata."""
+    """Keys are `<schema>/<name>`; groups are the runbook concern each model serves, set in
+    dbt (`meta.dagster.group` per folder or model in dbt_project.yml), else the folder."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         meta = dbt_resource_props.get("meta") or {}
@@ -36,9 +37,23 @@ class CostwatchTranslator(DagsterDbtTranslator):
         return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        group = dbt_group(dbt_resource_props)
+        if group:
+            return group
         fqn = dbt_resource_props.get("fqn") or []
-        # fqn = [project, folder, ..., name]: the first folder is the layer.
+        # fqn = [project, folder, ..., name]: without a group in dbt, the first folder.
         return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+def dbt_group(dbt_resource_props: Mapping[str, Any]) -> str | None:
+    """The Dagster group dbt's metadata gives a node (`meta.dagster.group`, as a property or
+    set by dbt_project.yml's `+meta`), or dbt's own `group` config; None when neither."""
+    config = dbt_resource_props.get("config") or {}
+    for meta in (dbt_resource_props.get("meta") or {}, config.get("meta") or {}):
+        group = (meta.get("dagster") or {}).get("group")
+        if group:
+            return str(group)
+    return config.get("group") or None
 
 
 translator = CostwatchTranslator(

@@ -7,7 +7,7 @@ import dagster as dg
 raw_assets = [
     dg.AssetSpec(
         key=dg.AssetKey(["raw", table]),
-        group_name="raw",
+        group_name="ingestion",
         description=description,
         kinds={"postgres"},
     )

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from orchestration.core.database import connect
+from orchestration.defs.ops_views import INCIDENTS_GROUP, report_summary_metadata
 from orchestration.defs.resources import PostgresResource
 from orchestration.runbook.triage.report import TriageError, build_report
 
@@ -37,13 +38,17 @@ def report_metadata(url: str) -> tuple[dict[str, dg.MetadataValue], str]:
     except TriageError as err:
         text = f"No triage report: {err}"
         return {"report": dg.MetadataValue.md(text)}, text
+    # The five-line summary first (readable without a click), then the report and the chart
+    # as Markdown the UI renders, the PNG embedded (a local path means nothing to a browser).
     metadata: dict[str, dg.MetadataValue] = {
-        "report": dg.MetadataValue.md(report.with_inline_chart())
+        **report_summary_metadata(report.markdown),
+        "report": dg.MetadataValue.md(report.with_inline_chart()),
     }
+    chart = report.chart_markdown()
+    if chart:
+        metadata["chart"] = dg.MetadataValue.md(chart)
     if report.spike_id:
         metadata["spike_id"] = dg.MetadataValue.text(report.spike_id)
-    if report.chart_path is not None:
-        metadata["chart_path"] = dg.MetadataValue.path(str(report.chart_path))
     title = report.markdown.split("\n", 1)[0].lstrip("# ")
     return metadata, title
 
@@ -57,7 +62,7 @@ def incident_report_assets(asset_keys: set[dg.AssetKey]) -> list[dg.AssetsDefini
     @dg.asset(
         key=dg.AssetKey(["ops", "incident_report"]),
         deps=deps,
-        group_name="marts",
+        group_name=INCIDENTS_GROUP,
         kinds={"python", "markdown"},
         description=(
             "The Cost Spike Runbook worked through for the latest spike (`costwatch triage`): "

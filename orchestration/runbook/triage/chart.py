@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestration.core.formatting import strip_control
+from orchestration.core.formatting import money, strip_control
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -106,7 +106,9 @@ def render_chart(
             for name in labels
         ]
         drawn = bars.barh(range(len(values)), values, color=colors, height=0.6)
-        bars.bar_label(drawn, labels=[f"\\${v:,.2f}" for v in values], fontsize=8, padding=2)
+        bars.bar_label(
+            drawn, labels=[money(v).replace("$", r"\$") for v in values], fontsize=8, padding=2
+        )
         bars.margins(x=0.25)
         bars.set_yticks(range(len(values)), labels, fontsize=8)
         bars.set_xlabel("USD of excess")

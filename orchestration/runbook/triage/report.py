@@ -27,6 +27,7 @@ class TriageError(DatabaseError):
 
 
 NO_MARTS = "no marts yet: run `costwatch run`"
+CHART_LINE = "Chart (cost vs baseline, last 48 hours; excess by cause): "
 
 
 @dataclass
@@ -42,11 +43,12 @@ class TriageReport:
         return chart_markdown(self.chart_png)
 
     def with_inline_chart(self) -> str:
-        """The Markdown with the chart embedded as a data URI (for the Dagster UI)."""
+        """The Markdown with the chart embedded as a data URI (for the Dagster UI), in place of
+        the line naming the chart's file (a path on this machine, no use to a browser)."""
         image = self.chart_markdown()
         if image is None:
             return self.markdown
-        lines = self.markdown.split("\n")
+        lines = [line for line in self.markdown.split("\n") if not line.startswith(CHART_LINE)]
         # after the header block (title and its bullet list)
         at = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
         return "\n".join([*lines[:at], image, "", *lines[at:]])
@@ -79,7 +81,7 @@ def build_markdown(data: queries.TriageData, chart_path: Path | None = None) -> 
         [*sections.header(spike, data.causes), "", *summary_lines(data.summary, data.incident)]
     ]
     if chart_path is not None:
-        parts.append([f"Chart (cost vs baseline, last 48 hours; excess by cause): `{chart_path}`"])
+        parts.append([f"{CHART_LINE}`{chart_path}`"])
     step = {n: sections.Step(data.step(n)) for n in range(2, 7)}
     parts += [
         sections.step1(spike, data.spike_hours),
