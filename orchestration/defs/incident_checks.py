@@ -11,7 +11,7 @@ from orchestration.core.database import connect
 from orchestration.core.formatting import money, pct
 from orchestration.defs.incidents import COST_SPIKES, SPIKE_DIAGNOSIS
 from orchestration.defs.resources import PostgresResource
-from orchestration.runbook.incidents import lifecycle, payloads, store
+from orchestration.runbook.incidents import findings, lifecycle, store
 
 SPIKE_CHECK_NAME = "no_sustained_spike_open"
 
@@ -54,7 +54,7 @@ def open_spike_check(url: str) -> dg.AssetCheckResult:
             description="no sustained cost spike open",
         )
     top = rows[0]
-    detail = payloads.root_cause_detail(top, top["excess_cost_usd"]) if top["cause"] else None
+    detail = findings.root_cause_detail(top, top["excess_cost_usd"]) if top["cause"] else None
     metadata: dict[str, Any] = {
         "open_spikes": len(rows),
         "spike_id": top["spike_id"],

@@ -13,8 +13,9 @@ from typing import Any
 
 import psycopg
 
-from orchestration.runbook.incidents import delivery, payloads, store
+from orchestration.runbook.incidents import delivery, findings, store
 from orchestration.runbook.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents.severity import dedup_key, severity_for
 from orchestration.runbook.incidents.tick_report import TickReport
 from orchestration.runbook.triage.report import incident_report as triage_report
 
@@ -35,9 +36,9 @@ def incident_values(
     settings = settings or IncidentSettings()
     values = {
         "spike_id": spike["spike_id"],
-        "dedup_key": payloads.dedup_key(spike["spike_id"]),
+        "dedup_key": dedup_key(spike["spike_id"]),
         "status": "open",
-        "severity": payloads.severity_for(
+        "severity": severity_for(
             spike.get("excess_cost_usd"),
             spike.get("pct_above_baseline"),
             settings.severity_thresholds_usd,
@@ -61,10 +62,10 @@ def cause_values(
     root = diagnoses[0] if diagnoses else {}
     return {
         "root_cause": root.get("cause") or "undiagnosed",
-        "root_cause_detail": payloads.root_cause_detail(root, spike.get("excess_cost_usd"))
+        "root_cause_detail": findings.root_cause_detail(root, spike.get("excess_cost_usd"))
         if root
         else "no cause found in marts.spike_diagnosis: work the runbook by hand",
-        "mitigation_recommended": payloads.mitigation_for(
+        "mitigation_recommended": findings.mitigation_for(
             root.get("cause"),
             feature=root.get("feature"),
             tool_name=root.get("tool_name"),
@@ -85,7 +86,7 @@ def incident_report(
     cannot be built, so a report never stops an incident from opening)."""
     report = triage_report(conn, spike["spike_id"], incident)
     if report is None:
-        return payloads.summary_report(incident, spike, diagnoses), None
+        return findings.summary_report(incident, spike, diagnoses), None
     return report.markdown, report.chart_png
 
 
@@ -195,7 +196,7 @@ def _follow(
             delivery.queue_incident_alerts(conn, incident_id, "reopened", now, settings)
             refresh_report(conn, incident_id, spike)
         return
-    severity = payloads.severity_for(
+    severity = severity_for(
         spike.get("excess_cost_usd"),
         spike.get("pct_above_baseline"),
         settings.severity_thresholds_usd,
