@@ -17,10 +17,14 @@ from orchestration.runbook.incidents import delivery, findings, store
 from orchestration.runbook.incidents.settings import IncidentSettings
 from orchestration.runbook.incidents.severity import dedup_key, severity_for
 from orchestration.runbook.incidents.tick_report import TickReport
+from orchestration.runbook.incidents.transitions import (
+    RESOLVE_AFTER_HOURS,
+    back_under_threshold,
+    should_escalate,
+)
 from orchestration.runbook.triage.report import incident_report as triage_report
 
 FOLLOW_UP = timedelta(hours=24)
-RESOLVE_AFTER_HOURS = 2
 # A spike starting this soon after its incident was resolved reopens it instead of paging anew.
 REOPEN_WITHIN = timedelta(hours=6)
 PAST_SPIKE = "costwatch (past spike)"
@@ -287,50 +291,3 @@ def _advance(
         )
         delivery.queue_incident_alerts(conn, incident_id, "escalated", now, settings)
         refresh_report(conn, incident_id)
-
-
-def back_under_threshold(conn: psycopg.Connection, spike_start: datetime) -> bool:
-    """Whether a spike is over: what resolves its incident, and what the asset check asks."""
-    hours = store.complete_hours(conn, limit=RESOLVE_AFTER_HOURS, since=spike_start)
-    return quiet_hours(hours)
-
-
-def quiet_hours(hours: list[dict[str, Any]]) -> bool:
-    """The two newest complete hours since the spike began are consecutive and not spike hours."""
-    if len(hours) < RESOLVE_AFTER_HOURS:
-        return False
-    if any(h["is_spike_hour"] for h in hours):
-        return False
-    return hours[0]["hour"] - hours[-1]["hour"] == timedelta(hours=RESOLVE_AFTER_HOURS - 1)
-
-
-def should_escalate(
-    conn: psycopg.Connection, incident: dict[str, Any], settings: IncidentSettings, now: datetime
-) -> bool:
-    """Open past the limit, not acknowledged, and the cost still rising: the newest complete
-    hour (newer than when it opened) is a spike hour costing more than the hour before, or its
-    excess is no lower than when the incident opened."""
-    if not settings.escalation_enabled or incident["escalated_at"] is not None:
-        return False
-    if incident.get("acknowledged_at") is not None:
-        return False
-    since = incident.get("reopened_at") or incident["opened_at"]
-    if now - since < timedelta(minutes=settings.escalate_after_minutes):
-        return False
-    hours = store.complete_hours(conn, limit=2)
-    if not hours or not hours[0]["is_spike_hour"]:
-        return False
-    newest = hours[0]
-    if incident["opened_hour"] is not None and newest["hour"] <= incident["opened_hour"]:
-        return False  # no new complete hour since it opened: no evidence either way
-    rising = len(hours) == 2 and float(newest["total_cost_usd"] or 0) > float(
-        hours[1]["total_cost_usd"] or 0
-    )
-    newest_excess = store.excess(newest)
-    opened_excess = incident["opened_hour_excess_usd"]
-    not_receding = (
-        newest_excess is not None
-        and opened_excess is not None
-        and newest_excess >= float(opened_excess)
-    )
-    return rising or not_receding
