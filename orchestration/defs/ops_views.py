@@ -191,7 +191,6 @@ def where_alerts_went(alerts: Sequence[Mapping[str, Any]]) -> str:
 def alerts_table(alerts: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
-            str(a["alert_id"]),
             f"#{a['incident_id']}" if a.get("incident_id") is not None else "pipeline",
             escape_md(a["kind"]),
             escape_md(a["channel"]),
@@ -201,8 +200,8 @@ def alerts_table(alerts: Sequence[Mapping[str, Any]]) -> str:
         for a in alerts
     ]
     # narrow enough for the UI's metadata column; errors are in `where_alerts_went`
-    headers = ["alert", "incident", "kind", "channel", "status", "sent (UTC)"]
-    return "\n".join(table(headers, rows, align="llllll"))
+    headers = ["incident", "kind", "channel", "status", "sent (UTC)"]
+    return "\n".join(table(headers, rows, align="lllll"))
 
 
 def alert_metadata(conn: psycopg.Connection) -> dict[str, Any]:
