@@ -21,7 +21,6 @@ from orchestration.runbook.triage.report import incident_report as triage_report
 FOLLOW_UP = timedelta(hours=24)
 RESOLVE_AFTER_HOURS = 2
 # A spike starting this soon after its incident was resolved reopens it instead of paging anew.
-REOPEN_WITHIN = timedelta(hours=6)
 PAST_SPIKE = "costwatch (past spike)"
 
 
@@ -122,7 +121,9 @@ def evaluate_spikes(
             followed = {p for i in incidents.values() for p in i.get("previous_spike_ids") or []}
             if spike["spike_id"] not in incidents and spike["spike_id"] in followed:
                 continue  # an earlier id of an incident that now follows a later spike
-            incident = incidents.get(spike["spike_id"]) or _moved(spike, incidents, live_ids)
+            incident = incidents.get(spike["spike_id"]) or _moved(
+                spike, incidents, live_ids, timedelta(hours=settings.reopen_within_hours)
+            )
             if incident is None:
                 _open(conn, settings, now, spike, diagnoses, latest_hour, report, log)
                 continue
@@ -149,10 +150,13 @@ def _overlaps(incident: Mapping[str, Any], spike: Mapping[str, Any]) -> bool:
 
 
 def _moved(
-    spike: Mapping[str, Any], incidents: Mapping[str, dict[str, Any]], live_ids: set[str]
+    spike: Mapping[str, Any],
+    incidents: Mapping[str, dict[str, Any]],
+    live_ids: set[str],
+    reopen_within: timedelta,
 ) -> dict[str, Any] | None:
-    """The incident of this spike under its old id (late data moved its start), or a recently
-    resolved incident this spike continues (reopen); None for a new spike."""
+    """The incident of this spike under its old id (late data moved its start), or an incident
+    resolved less than `reopen_within` before this spike began (reopen); None for a new spike."""
     orphans = [i for sid, i in incidents.items() if sid not in live_ids]
     for incident in orphans:
         if _overlaps(incident, spike):
@@ -164,7 +168,7 @@ def _moved(
             and incident.get("resolved_by") != PAST_SPIKE
             and resolved_hour is not None
             and spike["spike_start"] is not None
-            and abs(spike["spike_start"] - resolved_hour) <= REOPEN_WITHIN
+            and abs(spike["spike_start"] - resolved_hour) <= reopen_within
         ):
             return incident
     return None
