@@ -260,6 +260,32 @@ def test_assets_are_grouped_by_runbook_concern(one_pass: Pass) -> None:
     assert groups["incidents"] == {"ops/incidents", "ops/alerts", "ops/incident_report"}
 
 
+def test_retries_and_escalations_refresh_what_the_ui_shows() -> None:
+    """The incident job (launched by the due sensor) also rebuilds the alerts and the report,
+    so a retried alert's delivery shows in both."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("costwatch_incidents")
+    assert job.asset_layer.executable_asset_keys == {
+        dg.AssetKey(["ops", "incidents"]),
+        ops_views.ALERTS,
+        ops_views.REPORT,
+    }
+
+
+def test_ops_views_without_ops_tables_say_so(db_url: str) -> None:
+    from orchestration.core.database import connect
+
+    with connect(db_url) as conn:
+        conn.execute("drop schema ops cascade")
+        incidents = ops_views.incident_metadata(conn)
+        alerts = ops_views.alert_metadata(conn)
+    assert incidents["latest_incident"].value == "ops.incidents, ops.alerts missing"
+    assert alerts["where_alerts_went"].value == "ops.incidents, ops.alerts missing"
+
+
 def test_every_dbt_node_gets_its_group_from_dbt_metadata() -> None:
     """No folder fallback: a new model must be given its runbook concern in dbt_project.yml."""
     from orchestration.defs.dbt import dbt_group
