@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
+import pytest
 
 from orchestration.cli.incidents import incidents_command
 from orchestration.core.database import connect, dbt_env
@@ -208,6 +209,54 @@ def test_spike_hours_after_the_resolve_reopen_the_incident(db_url):
     ]  # fmt: skip
     assert [b["event_action"] for b in server.bodies(PD)] == [
         "trigger", "resolve", "trigger", "resolve",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("window, reopens", [("1", False), (None, True)])
+def test_the_reopen_window_decides_reopen_or_a_new_incident(db_url, window, reopens):
+    """A spike starting 3 h after its incident was resolved: within the default 6 h it reopens
+    that incident; with COSTWATCH_REOPEN_WITHIN_HOURS=1 it is a new one (its own `opened`)."""
+    marts = Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    with hook_server() as server:
+        extra = {"COSTWATCH_REOPEN_WITHIN_HOURS": window} if window else {}
+        settings = IncidentSettings.from_env(channel_env(server, **extra))
+        assert settings.reopen_within_hours == float(window or 6) and settings.problems == ()
+        engine.tick(db_url, now=NOW, settings=settings)
+        marts.append(10, 10)
+        engine.tick(db_url, now=NOW + timedelta(hours=2), settings=settings)  # resolved
+        assert rows(db_url, "select status from ops.incidents") == [("resolved",)]
+        marts.append(10, 10)
+        engine.tick(db_url, now=NOW + timedelta(hours=4), settings=settings)
+        marts.append(30, 31, 33)
+        report = engine.tick(db_url, now=NOW + timedelta(hours=7), settings=settings)
+        assert (bool(report.reopened), bool(report.opened)) == (reopens, not reopens)
+    statuses = rows(db_url, "select status from ops.incidents order by incident_id")
+    events = [b["event"] for b in server.bodies(HOOK_PATH)]
+    if reopens:
+        assert statuses == [("open",)]
+        assert events == ["incident.opened", "incident.resolved", "incident.reopened"]
+    else:
+        assert statuses == [("resolved",), ("open",)]
+        assert events == ["incident.opened", "incident.resolved", "incident.opened"]
+
+
+def test_an_open_incidents_detail_follows_its_growing_excess_without_an_alert(db_url):
+    marts = Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    with hook_server() as server:
+        settings = IncidentSettings.from_env(channel_env(server))
+        engine.tick(db_url, now=NOW, settings=settings)
+        ((first,),) = rows(db_url, "select root_cause_detail from ops.incidents")
+        assert "excess is $63.00" in first, first
+        marts.append(40)
+        report = engine.tick(db_url, now=NOW + timedelta(hours=1), settings=settings)
+        assert not report.updated  # the cause did not change: no update alert
+    ((detail, excess),) = rows(
+        db_url, "select root_cause_detail, excess_cost_usd from ops.incidents"
+    )
+    assert float(excess) == 93.0 and "excess is $93.00" in detail, detail
+    # One opened alert; the hour later it escalates (the cost still rises), never an update.
+    assert [b["event"] for b in server.bodies(HOOK_PATH)] == [
+        "incident.opened", "incident.escalated",
     ]  # fmt: skip
 
 

@@ -26,7 +26,6 @@ from orchestration.runbook.triage.report import incident_report as triage_report
 
 FOLLOW_UP = timedelta(hours=24)
 # A spike starting this soon after its incident was resolved reopens it instead of paging anew.
-REOPEN_WITHIN = timedelta(hours=6)
 PAST_SPIKE = "costwatch (past spike)"
 
 
@@ -127,7 +126,9 @@ def evaluate_spikes(
             followed = {p for i in incidents.values() for p in i.get("previous_spike_ids") or []}
             if spike["spike_id"] not in incidents and spike["spike_id"] in followed:
                 continue  # an earlier id of an incident that now follows a later spike
-            incident = incidents.get(spike["spike_id"]) or _moved(spike, incidents, live_ids)
+            incident = incidents.get(spike["spike_id"]) or _moved(
+                spike, incidents, live_ids, timedelta(hours=settings.reopen_within_hours)
+            )
             if incident is None:
                 _open(conn, settings, now, spike, diagnoses, latest_hour, report, log)
                 continue
@@ -154,10 +155,13 @@ def _overlaps(incident: Mapping[str, Any], spike: Mapping[str, Any]) -> bool:
 
 
 def _moved(
-    spike: Mapping[str, Any], incidents: Mapping[str, dict[str, Any]], live_ids: set[str]
+    spike: Mapping[str, Any],
+    incidents: Mapping[str, dict[str, Any]],
+    live_ids: set[str],
+    reopen_within: timedelta,
 ) -> dict[str, Any] | None:
-    """The incident of this spike under its old id (late data moved its start), or a recently
-    resolved incident this spike continues (reopen); None for a new spike."""
+    """The incident of this spike under its old id (late data moved its start), or an incident
+    resolved less than `reopen_within` before this spike began (reopen); None for a new spike."""
     orphans = [i for sid, i in incidents.items() if sid not in live_ids]
     for incident in orphans:
         if _overlaps(incident, spike):
@@ -169,7 +173,7 @@ def _moved(
             and incident.get("resolved_by") != PAST_SPIKE
             and resolved_hour is not None
             and spike["spike_start"] is not None
-            and abs(spike["spike_start"] - resolved_hour) <= REOPEN_WITHIN
+            and abs(spike["spike_start"] - resolved_hour) <= reopen_within
         ):
             return incident
     return None
@@ -215,6 +219,10 @@ def _follow(
         )
         delivery.queue_incident_alerts(conn, incident_id, "updated", now, settings)
         refresh_report(conn, incident_id, spike)
+    elif diagnoses and any(cause[k] != incident.get(k) for k in cause):
+        # Same cause, its figures moved with the spike (the detail quotes the excess): the
+        # incident says what the marts say now, without another alert.
+        store.update_cause(conn, incident_id, cause)
 
 
 def _open(

@@ -100,6 +100,9 @@ class IncidentSettings:
     alert_timeout_seconds: float = 5.0
     # Spikes that ended this long before the newest data are recorded but page nobody (backfills).
     alert_window_hours: float = 24.0
+    # A spike starting this soon after an incident was resolved reopens it (one incident, one
+    # `reopened` alert) instead of opening a new one.
+    reopen_within_hours: float = 6.0
     severity_thresholds_usd: tuple[tuple[str, float], ...] = SEVERITY_THRESHOLDS_USD
     # One line per setting that could not be read (each names its variable).
     problems: tuple[str, ...] = field(default=())
@@ -140,6 +143,7 @@ class IncidentSettings:
                 _number, "COSTWATCH_ALERT_TIMEOUT_SECONDS", 5.0, 0.05, fallback=5.0
             ),
             alert_window_hours=read(_number, "COSTWATCH_ALERT_WINDOW_HOURS", 24.0, fallback=24.0),
+            reopen_within_hours=read(_number, "COSTWATCH_REOPEN_WITHIN_HOURS", 6.0, fallback=6.0),
             severity_thresholds_usd=read(_severity, fallback=SEVERITY_THRESHOLDS_USD),
             problems=tuple(problems),
         )
