@@ -15,7 +15,7 @@ import pytest
 
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
-from tests.test_incidents_support import (
+from tests.support.incidents import (
     HOOK_PATH,
     ROUTING_KEY,
     SLACK_PATH,

@@ -14,7 +14,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.test_marts_support import fetch, run_dbt
+from tests.support.marts import fetch, run_dbt
 
 T = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 FUTURE = datetime.now(UTC) + timedelta(days=30)

@@ -11,7 +11,7 @@ import pytest
 
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
-from tests.test_incidents_support import T0, Marts, rows
+from tests.support.incidents import T0, Marts, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)
 LAST_HOUR = T0 + timedelta(hours=5)

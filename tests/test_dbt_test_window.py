@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from orchestration.runbook.seed import seed
-from tests.test_marts_support import run_dbt
+from tests.support.marts import run_dbt
 
 END = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CHECKED = "staging.stg_raw__inference_events_checked"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from orchestration.defs.project import dbt_project, prepare_manifest
-from tests.test_marts_support import run_dbt
+from tests.support.marts import run_dbt
 
 
 def test_every_dbt_unit_test_passes(db_url: str) -> None:

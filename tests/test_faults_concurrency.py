@@ -21,8 +21,8 @@ from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
 from orchestration.defs.resources import PassLockedDbtCliResource
 from orchestration.pipeline import pass_lock
 from tests.conftest import COSTWATCH, PROJECT_ROOT, costwatch_env, query, run_costwatch
-from tests.test_faults_support import PASS_LOCK_SQL, runbook_mismatches
-from tests.test_incidents_support import HOOK_PATH, SLACK_PATH, channel_env, hook_server
+from tests.support.faults import PASS_LOCK_SQL, runbook_mismatches
+from tests.support.incidents import HOOK_PATH, SLACK_PATH, channel_env, hook_server
 
 # A Wednesday: 8 days give the baseline 3+ earlier days of the onset's day type.
 END = "2026-11-18T20:00:00Z"

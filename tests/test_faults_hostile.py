@@ -24,8 +24,8 @@ from orchestration.runbook.incidents import engine, findings, payloads
 from orchestration.runbook.incidents.settings import IncidentSettings
 from orchestration.runbook.seed import seed
 from tests.conftest import PROJECT_ROOT, costwatch_env, query, run_costwatch
-from tests.test_faults_support import files_text, ops_text, runbook_mismatches, secrets_in
-from tests.test_incidents_support import (
+from tests.support.faults import files_text, ops_text, runbook_mismatches, secrets_in
+from tests.support.incidents import (
     HOOK_PATH,
     ROUTING_KEY,
     SLACK_PATH,

@@ -22,8 +22,8 @@ from orchestration.core.embedded import EmbeddedPostgres
 from orchestration.core.schema import init_database
 from orchestration.runbook.seed import seed
 from tests.conftest import COSTWATCH, PROJECT_ROOT, costwatch_env, run_costwatch
-from tests.test_faults_support import leftover_relations, runbook_mismatches
-from tests.test_marts_support import RUNBOOK_MARTS, snapshot
+from tests.support.faults import leftover_relations, runbook_mismatches
+from tests.support.marts import RUNBOOK_MARTS, snapshot
 
 pytestmark = pytest.mark.slow
 

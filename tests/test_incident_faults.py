@@ -23,7 +23,7 @@ from orchestration.cli.incidents import incidents_command
 from orchestration.core.database import connect, dbt_env
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
-from tests.test_incidents_support import (
+from tests.support.incidents import (
     AUTOSAVE,
     HOOK_PATH,
     ROUTING_KEY,

@@ -1,6 +1,6 @@
 """The incident lifecycle on a real database: open, stay single, escalate, resolve.
 
-The detection marts are written by hand (tests/test_incidents_support.py) one hour at a time,
+The detection marts are written by hand (tests/support/incidents.py) one hour at a time,
 and `now` is injected, so escalation and resolution are driven by appending hours of data.
 """
 
@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
-from tests.test_incidents_support import (
+from tests.support.incidents import (
     ROUTING_KEY,
     T0,
     Marts,

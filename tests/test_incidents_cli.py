@@ -9,7 +9,7 @@ import psycopg
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.conftest import run_costwatch
-from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
+from tests.support.incidents import T0, Marts, channel_env, hook_server, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)
 

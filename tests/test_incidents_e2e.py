@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import costwatch_env, run_costwatch
-from tests.test_incidents_support import HOOK_PATH, channel_env, hook_server, rows
+from tests.support.incidents import HOOK_PATH, channel_env, hook_server, rows
 
 pytestmark = pytest.mark.slow
 

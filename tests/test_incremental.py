@@ -18,7 +18,7 @@ import pytest
 
 from orchestration.runbook.seed import seed
 from tests.conftest import costwatch_env, run_costwatch
-from tests.test_marts_support import (
+from tests.support.marts import (
     RUNBOOK_MARTS,
     assert_close_rows,
     fetch,

@@ -15,7 +15,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from orchestration.runbook.ingest import prices
-from tests.test_marts_support import fetch, run_dbt
+from tests.support.marts import fetch, run_dbt
 
 
 def test_the_seed_is_what_the_installed_package_ships(tmp_path: Path) -> None:

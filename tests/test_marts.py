@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from orchestration.runbook.seed import SCENARIOS, seed
-from tests.test_marts_support import (
+from tests.support.marts import (
     RUNBOOK_MARTS,
     assert_close_rows,
     fetch,

@@ -28,8 +28,8 @@ from orchestration.runbook.ingest.otlp_json import to_json
 from orchestration.runbook.ingest.receiver import Receiver, ReceiverError
 from orchestration.runbook.ingest.sender import SpanFactory
 from tests.conftest import query
+from tests.support.marts import assert_close_rows, fetch, run_dbt
 from tests.test_marts import STEP_2, STEP_4, STEP_5, as_day, runbook, without_window
-from tests.test_marts_support import assert_close_rows, fetch, run_dbt
 
 T0 = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
 

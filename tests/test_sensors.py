@@ -23,7 +23,7 @@ from orchestration.defs.incidents import (
     pipeline_failure_alert,
 )
 from orchestration.defs.resources import PostgresResource
-from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
+from tests.support.incidents import T0, Marts, channel_env, hook_server, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)
 

@@ -30,8 +30,8 @@ from orchestration.core.database import dbt_env
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.seed import seed
 from tests.conftest import dagster_home, query
-from tests.test_faults_support import leftover_relations, runbook_mismatches
-from tests.test_incidents_support import HOOK_PATH, hook_server
+from tests.support.faults import leftover_relations, runbook_mismatches
+from tests.support.incidents import HOOK_PATH, hook_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.soak]
 

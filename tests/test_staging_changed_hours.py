@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from orchestration.runbook.seed import seed
-from tests.test_marts_support import fetch, rows_affected, run_dbt
+from tests.support.marts import fetch, rows_affected, run_dbt
 
 CHECKED = "staging.stg_raw__inference_events_checked"
 SELECT = "stg_raw__inference_events_checked"

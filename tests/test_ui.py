@@ -21,7 +21,7 @@ import pytest
 from orchestration.core.formatting import money
 from orchestration.defs import ops_views
 from tests.conftest import PROJECT_ROOT, costwatch_env, query, run_costwatch
-from tests.test_incidents_support import HOOK_PATH, hook_server
+from tests.support.incidents import HOOK_PATH, hook_server
 
 pytestmark = pytest.mark.slow
 

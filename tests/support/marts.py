@@ -19,7 +19,7 @@ import psycopg
 from orchestration.core.database import dbt_env
 from orchestration.defs.project import partial_parse_for_profile
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT = str(Path(sys.executable).with_name("dbt"))
 DBT_PROJECT = PROJECT_ROOT / "dbt_project"
 # The runbook marts with everything they are built from (staging, intermediate) and their tests.

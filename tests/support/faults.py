@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 
+from tests.support.marts import RUNBOOK_MARTS, assert_close_rows, fetch
 from tests.test_marts import (
     STEP_2,
     STEP_3_RATIO,
@@ -26,7 +27,6 @@ from tests.test_marts import (
     runbook,
     without_window,
 )
-from tests.test_marts_support import RUNBOOK_MARTS, assert_close_rows, fetch
 
 # What a pass in progress holds (orchestration/core/locks.py), in a transaction left open.
 PASS_LOCK_SQL = "select 1 from ops.locks where name = 'costwatch.pass' for update"
