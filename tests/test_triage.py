@@ -36,6 +36,7 @@ from tests.conftest import (
     costwatch_env,
     create_database,
     drop_database,
+    loaded_seeds_excluded,
     query,
     run_costwatch,
 )
@@ -99,6 +100,7 @@ def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
             "dbt_project",
             "--profiles-dir",
             "dbt_project",
+            *loaded_seeds_excluded(url),
         ],  # fmt: skip
         cwd=PROJECT_ROOT,
         env=env,
