@@ -36,13 +36,40 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest()
 
 
-# The longest module, collected first: with `--dist loadscope` its worker starts on it at once
-# and the other worker runs the rest of the suite meanwhile.
-LONGEST_FIRST = ("tests/test_soak.py",)
+# The order xdist hands out modules in (`--dist loadscope --no-loadscope-reorder`): it gives the
+# first module to one worker, the second to the other, then tops up any worker left with 2 tests
+# or fewer. So the soak (one test, most of the suite's length) goes first: its worker starts on it
+# at once, and the module topped up behind it is a quick one (pure logic); the other worker
+# starts with test_detection (18 tests: not topped up) and takes the remaining modules one by
+# one, the longest first, so what is left at the end is short for whichever worker is free.
+ORDER = (
+    "tests/test_soak.py",
+    "tests/test_detection.py",
+    "tests/test_detection_logic.py",
+    # longest next (setup plus calls in CI), the rest in collection order after them
+    "tests/test_accuracy.py",
+    "tests/test_pipeline.py",
+    "tests/test_incremental.py",
+    "tests/test_bench.py",
+    "tests/test_faults_restart.py",
+    "tests/test_faults_concurrency.py",
+    "tests/test_incidents_e2e.py",
+    "tests/test_faults_hostile.py",
+    "tests/test_detection_traffic.py",
+    "tests/test_dbt_test_window.py",
+    "tests/test_instance.py",
+    "tests/test_triage.py",
+    "tests/test_dbt_unit.py",
+    "tests/test_staging_changed_hours.py",
+    "tests/test_otlp_receiver.py",
+    "tests/test_summary_scenarios.py",
+    "tests/test_expectations_pipeline.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
+    rank = {module: i for i, module in enumerate(ORDER)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(ORDER)))
 
 
 @pytest.fixture(scope="session")
