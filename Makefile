@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIO ?= autosave_loop
 # seed: `costwatch seed` writes the raw tables; otlp: the same scenario sent as OpenTelemetry
-# GenAI spans through `costwatch otlp serve` (orchestration/ingest/demo.py).
+# GenAI spans through `costwatch otlp serve` (orchestration/runbook/ingest/demo.py).
 SOURCE ?= seed
 DAYS ?= 14
 BENCH_EVENTS ?= 1000000
@@ -40,7 +40,7 @@ demo: install ## embedded PostgreSQL, 14 days of one incident, the whole pipelin
 	$(BIN)/costwatch db start
 	$(BIN)/costwatch db init
 ifeq ($(SOURCE),otlp)
-	$(BIN)/python -m orchestration.ingest.demo --scenario $(SCENARIO) --days $(DAYS) --replace
+	$(BIN)/python -m orchestration.runbook.ingest.demo --scenario $(SCENARIO) --days $(DAYS) --replace
 else
 	$(BIN)/costwatch seed --scenario $(SCENARIO) --days $(DAYS) --replace
 endif

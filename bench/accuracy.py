@@ -132,7 +132,7 @@ class Row:
         return self.onset is not None
 
     def seed_kwargs(self) -> dict:
-        from orchestration.seed import TrafficShape
+        from orchestration.runbook.seed import TrafficShape
 
         return {
             "start": self.start,
@@ -311,7 +311,7 @@ def matrix(seeds: Sequence[int] = SEEDS) -> list[Row]:
             )
         )
     # A blip: one hour at +300% (of a weekday's level) must open nothing.
-    from orchestration.seed.scenarios import BLIP_EXTRA_TRAFFIC
+    from orchestration.runbook.seed.scenarios import BLIP_EXTRA_TRAFFIC
 
     for label, (weekday, hour) in (("weekday_peak", (2, 14)), ("sunday", (6, 14))):
         onset = _at(weekday, hour)
@@ -359,7 +359,7 @@ class Worker:
     """One database and one in-process dbt (parsed once), reused row after row."""
 
     def __init__(self, server_url: str, name: str, dbt_vars: dict, tests: bool = False):
-        from orchestration.database import dbt_env, url_for_database
+        from orchestration.core.database import dbt_env, url_for_database
 
         self.server_url = server_url
         self.name = name
@@ -381,7 +381,7 @@ class Worker:
         from dbt.cli.main import dbtRunner
 
         if self._runner is None:
-            from orchestration.project import partial_parse_for_profile
+            from orchestration.defs.project import partial_parse_for_profile
 
             # The project's parse state made current for this database: only a changed file
             # (or other vars) is parsed again, not the whole project.
@@ -422,7 +422,7 @@ class Worker:
         models, not detection quality, and double the cost of a pass. The seeds they read are
         built when their table does not hold their file yet, as a pass does: `db init` loads
         the price seeds, and dbt loading their 10k rows again takes ~10 s of every pass."""
-        from orchestration.ingest.seeds import loaded_seeds
+        from orchestration.core.dbt_seeds import loaded_seeds
 
         self._ready()
         select = ["+cost_spikes"] if part == "spikes" else ["+spike_diagnosis"]
@@ -439,8 +439,8 @@ class Worker:
         )  # fmt: skip
 
     def fresh_database(self) -> None:
-        from orchestration.database import connect, url_for_database
-        from orchestration.schema import init_database
+        from orchestration.core.database import connect, url_for_database
+        from orchestration.core.schema import init_database
 
         admin = url_for_database(self.server_url, "postgres")
         with connect(admin, autocommit=True) as conn:
@@ -477,7 +477,7 @@ class Worker:
     def build_history(self, lead: Row) -> dict:
         """The shared history (the `quiet` scenario's rows before the first cut: the same
         product, seed and shape), built, read, and kept as a template database."""
-        from orchestration.database import connect
+        from orchestration.core.database import connect
 
         cut = pass_times(lead)[0]
         data = quiet_data(lead)
@@ -496,7 +496,7 @@ class Worker:
         return first
 
     def admin(self, sql: str, *params) -> None:
-        from orchestration.database import connect, url_for_database
+        from orchestration.core.database import connect, url_for_database
 
         with connect(url_for_database(self.server_url, "postgres"), autocommit=True) as conn:
             conn.execute(sql, params or None)
@@ -534,8 +534,8 @@ class Worker:
         return result
 
     def _run(self, row: Row, result: Result, history: dict | None) -> None:
-        from orchestration.database import connect
-        from orchestration.seed import generate
+        from orchestration.core.database import connect
+        from orchestration.runbook.seed import generate
 
         clock = time.perf_counter()
 
@@ -618,7 +618,7 @@ class Worker:
             result.why = step_verdict(row, list(seen.values()), last["spikes"])
 
     def read(self) -> dict:
-        from orchestration.database import connect
+        from orchestration.core.database import connect
 
         with connect(self.url) as conn:
             return {
@@ -666,7 +666,7 @@ HOLD_TABLES = (
 
 def inference_table(schema: str) -> str:
     """COPY target: the columns the generator fills (the optional ones stay null)."""
-    from orchestration.seed.rows import INFERENCE_COLUMNS
+    from orchestration.runbook.seed.rows import INFERENCE_COLUMNS
 
     return f"{schema}.inference_events ({INFERENCE_COLUMNS})"
 
@@ -684,9 +684,9 @@ def load(
     history), those from `held_from` on into the holdout schema (not happened yet; the passes
     release them hour by hour). `cause_of`: on a shared history, the scenario's own change
     event that set its incident off (1-3 hours before the onset) joins the history."""
-    from orchestration.seed import rows as seed_rows
-    from orchestration.seed.scenarios import REGISTRY
-    from orchestration.seed.timeline import to_us
+    from orchestration.runbook.seed import rows as seed_rows
+    from orchestration.runbook.seed.scenarios import REGISTRY
+    from orchestration.runbook.seed.timeline import to_us
 
     with conn.cursor() as cur:
         # A row's database lives for a minute: autovacuum would only compete for the CPU (dbt
@@ -796,7 +796,7 @@ _QUIET: dict[str, object] = {}
 def quiet_data(row: Row):
     """The `quiet` scenario with the row's product, seed and shape (the same rows without the
     incident), generated once per history."""
-    from orchestration.seed import generate
+    from orchestration.runbook.seed import generate
 
     kwargs = row.seed_kwargs()
     key = repr(sorted(kwargs.items()))
@@ -963,7 +963,7 @@ def run_rows(
 
 
 def _drop_leftovers(server_url: str, tag: str) -> None:
-    from orchestration.database import connect, url_for_database
+    from orchestration.core.database import connect, url_for_database
 
     with connect(url_for_database(server_url, "postgres"), autocommit=True) as conn:
         names = conn.execute(
@@ -1179,8 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.name:44} {r.kind:20} onset {r.onset or '-'}")
         return 0
 
-    from orchestration.database import EmbeddedPostgres, configured_url, url_for_database
-    from orchestration.settings import dbt_vars
+    from orchestration.core.database import EmbeddedPostgres, configured_url, url_for_database
+    from orchestration.core.settings import dbt_vars
 
     variables = dbt_vars()
     for item in args.var:

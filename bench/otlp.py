@@ -26,9 +26,9 @@ from pathlib import Path
 
 import psutil
 
-from orchestration.database import EmbeddedPostgres, configured_url, connect, url_for_database
-from orchestration.ingest.demo import _free_port, _wait_listening
-from orchestration.schema import init_database
+from orchestration.core.database import EmbeddedPostgres, configured_url, connect, url_for_database
+from orchestration.core.schema import init_database
+from orchestration.runbook.ingest.demo import _free_port, _wait_listening
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COSTWATCH = str(Path(sys.executable).with_name("costwatch"))
@@ -40,7 +40,7 @@ def _encode_batches(first: int, count: int) -> list[bytes]:
     """`count` batches of BATCH spans (inference spans, one tool span in eight), encoded."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from orchestration.ingest.sender import SpanFactory
+    from orchestration.runbook.ingest.sender import SpanFactory
 
     factory = SpanFactory(service="bench")
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -130,10 +130,12 @@ def run(spans: int = 200_000, threads: int = 4) -> dict:
                 ok += bool(client.export(body).success)
             return ok
 
+        cpu_before = _cpu_seconds(process)
         started = time.monotonic()
         with ThreadPoolExecutor(threads) as pool:
             answered = sum(pool.map(send, range(threads)))
         seconds = time.monotonic() - started
+        receiver_cpu = _cpu_seconds(process) - cpu_before
         done.set()
         sampler.join()
     finally:
@@ -162,8 +164,22 @@ def run(spans: int = 200_000, threads: int = 4) -> dict:
             "last_third_max": round(max(memory[-third:], default=0), 1),
             "peak": round(max(memory, default=0), 1),
         },
+        # Above 1.0 only with several receiver processes: one Python process is bound by its GIL.
+        "receiver_cpu_per_wall_second": round(receiver_cpu / seconds, 2),
         "receiver_exit_code": receiver.returncode,
     }
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    """CPU time of the receiver and of its worker processes, if any."""
+    total = 0.0
+    for proc in (process, *process.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         f" {result['seconds']} s = {result['spans_per_second']:,} spans/s"
         f" ({result['threads']} exporter threads, {BATCH}-span gzip batches);"
         f" receiver memory {rss['first_third_max']} MB early, {rss['last_third_max']} MB late,"
-        f" peak {rss['peak']} MB; client-side SDK encoding"
+        f" peak {rss['peak']} MB; receiver CPU {result['receiver_cpu_per_wall_second']} s/s;"
+        f" client-side SDK encoding"
         f" {result['client_encode_us_per_span']} us/span (not timed)\n"
     )
     ok = result["spans_stored"] == result["spans"] and result["receiver_exit_code"] == 0

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import psutil
 
-from orchestration.database import (
+from orchestration.core.database import (
     EmbeddedPostgres,
     configured_url,
     connect,
     url_for_database,
 )
-from orchestration.schema import init_database
-from orchestration.seed import default_end, seed
+from orchestration.core.schema import init_database
+from orchestration.runbook.seed import default_end, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR_SQL = Path(__file__).with_name("floor.sql")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets.dbt import costwatch_dbt_assets
-from orchestration.assets.raw import raw_assets
-from orchestration.checks import expectation_checks, raw_check_asset_keys
+from orchestration.defs.dbt import costwatch_dbt_assets
+from orchestration.defs.expectations import expectation_checks, raw_check_asset_keys
 from orchestration.defs.incident_checks import spike_asset_checks
 from orchestration.defs.incidents import (
     incident_assets,
@@ -16,9 +15,11 @@ from orchestration.defs.incidents import (
     pipeline_failure_alert,
     raw_data_sensor_for,
 )
-from orchestration.project import DBT_EXECUTABLE, dbt_project
-from orchestration.resources import PassLockedDbtCliResource, PostgresResource
-from orchestration.triage.assets import incident_report_assets
+from orchestration.defs.ops_views import alert_assets
+from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
+from orchestration.defs.raw import raw_assets
+from orchestration.defs.reports import incident_report_assets
+from orchestration.defs.resources import PassLockedDbtCliResource, PostgresResource
 
 PASS_JOB_NAME = "costwatch_pass"
 
@@ -48,6 +49,7 @@ defs = dg.Definitions(
         *raw_assets,
         costwatch_dbt_assets,
         *_incidents,
+        *alert_assets(_incident_keys),
         *incident_report_assets(_dbt_keys | _incident_keys),
     ],
     asset_checks=[*expectation_checks, *spike_asset_checks([costwatch_dbt_assets])],

@@ -28,7 +28,7 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 
-from orchestration.database import (
+from orchestration.core.database import (
     DatabaseError,
     configured_url,
     connect,

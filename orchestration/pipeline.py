@@ -14,22 +14,27 @@ import io
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
 import psycopg.sql
 
-from orchestration import locks
-from orchestration.database import (
+if TYPE_CHECKING:
+    import dagster as dg
+
+from orchestration.core import locks
+from orchestration.core.database import (
     DatabaseError,
     connect,
     database_url,
     dbt_env,
     first_line,
 )
-from orchestration.dbt_log import dbt_summary
-from orchestration.locks import PASS_LOCK_KEY, PassError, pass_lock, pass_wait_seconds
+from orchestration.core.dbt_log import dbt_summary
+from orchestration.core.locks import PASS_LOCK_KEY, PassError, pass_lock, pass_wait_seconds
+from orchestration.core.schema import check_raw_schema
 
-# The pass's lock lives in orchestration/locks.py (the dbt resource takes it too); re-exported.
+# The pass's lock lives in orchestration/core/locks.py (the dbt resource takes it too); re-exported.
 __all__ = ["PASS_LOCK_KEY", "PassError", "PassResult", "pass_lock", "pass_wait_seconds", "run_pass"]
 
 
@@ -94,13 +99,6 @@ def prepare_environment(url: str) -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
 
 
-def dagster_instance():
-    """The persistent Dagster instance (its storage in PostgreSQL: orchestration/instance.py)."""
-    from orchestration.instance import dagster_instance as instance
-
-    return instance()
-
-
 # dbt's scratch relations: `<model>__dbt_tmp` (being built) and `<model>__dbt_backup` (the old
 # one, dropped by dbt only after its commit: a pass killed in between leaves it behind).
 DBT_SCRATCH = r"__dbt_(tmp|backup)$"
@@ -144,8 +142,6 @@ def drop_dbt_leftovers(url: str, wait_seconds: float = 15.0) -> list[str]:
 
 def preflight(url: str) -> None:
     """Fail early, with one line, when the database or its raw tables are not usable."""
-    from orchestration.schema import check_raw_schema
-
     check_raw_schema(url)
 
 
@@ -169,7 +165,8 @@ def run_pass(
     preflight(url)
     prepare_environment(url)
     mark = lap("preflight", started)
-    from orchestration.project import ManifestError, prepare_manifest
+    # Start-up time: a pass that fails its preflight says so before Dagster's seconds of imports.
+    from orchestration.defs.project import ManifestError, prepare_manifest
 
     mark = lap("dagster_import", mark)
     try:
@@ -177,12 +174,13 @@ def run_pass(
     except ManifestError as err:
         raise PassError(str(err)) from None
     mark = lap("dbt_manifest", mark)
-    import orchestration.definitions  # noqa: F401 - timed: Dagster and dbt imports, definitions
+    # Start-up time, and after prepare_manifest(): the definitions read dbt's manifest on import.
+    from orchestration.definitions import PASS_JOB_NAME, defs
 
     mark = lap("definitions_import", mark)
     with pass_lock(url, wait_seconds):
         mark = lap("lock_wait", mark)
-        result = _execute(full_refresh)
+        result = _execute_or_fail(defs.resolve_job_def(PASS_JOB_NAME), full_refresh)
         lap("execute", mark)
     if not result.success:
         drop_dbt_leftovers(url)
@@ -191,13 +189,37 @@ def run_pass(
     return result
 
 
-def _execute(full_refresh: bool) -> PassResult:
+def _execute_or_fail(job: dg.JobDefinition, full_refresh: bool) -> PassResult:
+    """The run, or a failed result with one line when the run itself could not go on: the
+    database restarted or went away under Dagster's storage (its event log is in PostgreSQL),
+    which Dagster raises rather than reports as a failed step."""
+    started = time.monotonic()
+    try:
+        return _execute(job, full_refresh)
+    except Exception as err:  # noqa: BLE001 - one line in the pass's summary, never a traceback
+        if os.environ.get("COSTWATCH_DEBUG"):
+            raise
+        return PassResult(
+            success=False,
+            seconds=time.monotonic() - started,
+            error=f"the run stopped: {describe_error(err)}",
+        )
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for an error a library raised (psycopg; SQLAlchemy, under Dagster's storage,
+    wraps the driver's error as `.orig`)."""
+    cause = getattr(err, "orig", None) or err
+    return f"{type(cause).__name__}: {first_line(cause)}"
+
+
+def _execute(job: dg.JobDefinition, full_refresh: bool) -> PassResult:
+    # Start-up time: Dagster loads once the preflight has passed (run_pass imports it first).
     import dagster as dg
 
-    from orchestration.definitions import PASS_JOB_NAME, defs
+    from orchestration.instance import dagster_instance
 
     instance = dagster_instance()
-    job = defs.resolve_job_def(PASS_JOB_NAME)
     run_config = {
         "ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}},
         # The pass's summary is what `costwatch run` prints; Dagster's own log of the run is in

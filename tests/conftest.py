@@ -9,14 +9,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from orchestration.database import EmbeddedPostgres, connect, url_for_database
-from orchestration.ingest.seeds import unchanged_seeds
-from orchestration.schema import init_database
+from orchestration.core.database import EmbeddedPostgres, connect, url_for_database
+from orchestration.core.dbt_seeds import unchanged_seeds
+from orchestration.core.schema import init_database
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COSTWATCH = str(Path(sys.executable).with_name("costwatch"))
@@ -31,9 +32,26 @@ def pytest_configure(config: pytest.Config) -> None:
     """Build dbt's manifest before collection: the Dagster definitions (imported by test modules)
     read it, and a fresh clone has none. Under xdist every worker comes here; a file lock makes
     the parse happen once."""
-    from orchestration.project import prepare_manifest
+    from orchestration.defs.project import prepare_manifest
 
+    _check_clock()
     prepare_manifest()
+
+
+# Many tests seed data on pinned dates (reproducible weekdays and verdicts), up to this moment.
+# The only wall-clock read of the models is staging's quarantine of future-stamped events, so
+# these tests hold on any clock past it, and on a clock before it they would fail for no reason
+# of the code's: say so in one line instead.
+PINNED_DATA_END = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def _check_clock() -> None:
+    now = datetime.now(UTC)
+    if now < PINNED_DATA_END:
+        raise pytest.UsageError(
+            f"this machine's clock says {now:%Y-%m-%d %H:%M} UTC, before the tests' pinned data "
+            f"({PINNED_DATA_END:%Y-%m-%d}): staging would quarantine it as future-stamped"
+        )
 
 
 # The order xdist hands out modules in (`--dist loadscope --no-loadscope-reorder`): it gives the
@@ -103,9 +121,9 @@ def create_database(server_url: str, name: str, init: bool = True) -> str:
 
 def loaded_seeds_excluded(url: str) -> list[str]:
     """dbt arguments leaving out the seeds whose table already holds their file, as a pass does
-    (orchestration/ingest/seeds.py): `db init` loads the price seeds with COPY, and dbt loading
+    (orchestration/core/dbt_seeds.py): `db init` loads the price seeds with COPY, and dbt loading
     the 10k price rows again takes ~10 s of every build."""
-    from orchestration.project import dbt_project
+    from orchestration.defs.project import dbt_project
 
     names = unchanged_seeds(url, dbt_project.manifest_path)
     return ["--exclude", *names] if names else []

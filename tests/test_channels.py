@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.test_incidents_support import (
     HOOK_PATH,
     ROUTING_KEY,

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from orchestration.cli import build_parser
-from orchestration.database import DatabaseError, dbt_env, redact, validate_url
-from orchestration.settings import dbt_vars
+from orchestration.core.database import DatabaseError, dbt_env, redact, validate_url
+from orchestration.core.settings import dbt_vars, setting_problems
 from tests.conftest import COSTWATCH, costwatch_env, query, run_costwatch
 
 # ---------------------------------------------------------------- pure logic, no database
@@ -52,12 +52,82 @@ def test_dbt_env_follows_the_url() -> None:
 def test_dbt_vars_from_environment() -> None:
     env = {
         "COSTWATCH_VAR_SPIKE_THRESHOLD_PCT": "0.3",
-        "COSTWATCH_VAR_MIN_SPIKE_HOURS": "4",
-        "COSTWATCH_VAR_LABEL": "prod eu",
+        "COSTWATCH_VAR_SPIKE_MIN_HOURS": "4",
+        "COSTWATCH_VAR_SPIKE_WEEKEND_ISODOW": "[5, 6]",
+        "COSTWATCH_VAR_DIAGNOSIS_TRAFFIC_GROWTH": "1",  # a whole number where a float is: fine
         "COSTWATCH_HOME": "/x",
         "COSTWATCH_VAR_": "ignored",
     }
-    assert dbt_vars(env) == {"spike_threshold_pct": 0.3, "min_spike_hours": 4, "label": "prod eu"}
+    assert dbt_vars(env) == {
+        "spike_threshold_pct": 0.3,
+        "spike_min_hours": 4,
+        "spike_weekend_isodow": [5, 6],
+        "diagnosis_traffic_growth": 1,
+    }
+    assert setting_problems(env) == []
+
+
+def test_a_mistyped_setting_is_named_and_dbt_keeps_its_default() -> None:
+    env = {
+        "COSTWATCH_VAR_SPIKE_THRESHOLD_PCT": "high",
+        "COSTWATCH_VAR_SPIKE_MIN_HOURS": "2.5",
+        "COSTWATCH_VAR_SPIKE_WEEKEND_ISODOW": '["sat"]',
+        "COSTWATCH_VAR_SPIKE_SEVERE_PCT": "NaN",
+        "COSTWATCH_VAR_SPIKE_TRESHOLD_PCT": "0.3",
+        "COSTWATCH_SLACK_WEBHOOK": "https://hooks.slack.com/services/x",
+        "COSTWATCH_NOT_A_THING": "1",
+        "COSTWATCH_ALERT_WEBHOOK_URL": "http://127.0.0.1:1/hook",
+    }
+    assert dbt_vars(env) == {}
+    assert setting_problems(env) == [
+        "COSTWATCH_VAR_SPIKE_MIN_HOURS must be a whole number, got '2.5': using the default 3",
+        "COSTWATCH_VAR_SPIKE_SEVERE_PCT must be a number, got 'NaN': using the default 1.0",
+        "COSTWATCH_VAR_SPIKE_THRESHOLD_PCT must be a number, got 'high': using the default 0.2",
+        "COSTWATCH_VAR_SPIKE_TRESHOLD_PCT is not a costwatch setting"
+        " (did you mean COSTWATCH_VAR_SPIKE_THRESHOLD_PCT?)",
+        "COSTWATCH_VAR_SPIKE_WEEKEND_ISODOW must be a JSON list, got '[\"sat\"]':"
+        " using the default [6, 7]",
+        "COSTWATCH_NOT_A_THING is not a costwatch setting",
+        "COSTWATCH_SLACK_WEBHOOK is not a costwatch setting"
+        " (did you mean COSTWATCH_SLACK_WEBHOOK_URL?)",
+    ]
+
+
+def test_the_incident_settings_carry_every_setting_problem() -> None:
+    from orchestration.runbook.incidents.settings import IncidentSettings
+
+    settings = IncidentSettings.from_env(
+        {"COSTWATCH_SLACK_WEBHOOK": "x", "COSTWATCH_COST_CAP_USD": "lots"}
+    )
+    assert settings.problems == (
+        "COSTWATCH_COST_CAP_USD must be a number, got 'lots'",
+        "COSTWATCH_SLACK_WEBHOOK is not a costwatch setting"
+        " (did you mean COSTWATCH_SLACK_WEBHOOK_URL?)",
+    )
+
+
+def test_every_setting_the_code_reads_is_known() -> None:
+    """A COSTWATCH_* name in the code but not in KNOWN_SETTINGS would be reported as a typo."""
+    import re
+
+    from orchestration.core.settings import KNOWN_SETTINGS, PREFIX
+
+    root = Path(__file__).resolve().parent.parent
+    # These files' docs and cases hold the mistyped examples.
+    skip = {
+        root / "orchestration" / "core" / "settings.py",
+        root / "tests" / "test_incidents_e2e.py",
+        Path(__file__).resolve(),
+    }
+    names = set()
+    for folder in ("orchestration", "bench", "tests"):
+        for path in (root / folder).rglob("*.py"):
+            if path not in skip:
+                names |= set(re.findall(r"COSTWATCH_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+    prefixes = {PREFIX.rstrip("_"), "COSTWATCH_DB"}  # COSTWATCH_VAR_*, COSTWATCH_DB_* themselves
+    read = {n for n in names if not n.startswith(PREFIX) and n not in prefixes}
+    assert len(read) > 20
+    assert read - KNOWN_SETTINGS == set()
 
 
 def test_parser_knows_the_contract_commands() -> None:

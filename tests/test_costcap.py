@@ -9,8 +9,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.test_incidents_support import T0, Marts, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import EmbeddedPostgres
-from orchestration.schema import init_database
+from orchestration.core.database import EmbeddedPostgres
+from orchestration.core.schema import init_database
 from tests.conftest import PROJECT_ROOT, query, run_costwatch
 
 TEST_HOMES = PROJECT_ROOT / ".costwatch" / "test-homes"

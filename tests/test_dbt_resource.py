@@ -7,9 +7,9 @@ import time
 
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets.dbt import prune_target_dirs
-from orchestration.project import DBT_EXECUTABLE, dbt_project
-from orchestration.resources import PassLockedDbtCliResource
+from orchestration.defs.dbt import prune_target_dirs
+from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
+from orchestration.defs.resources import PassLockedDbtCliResource
 
 
 def resource() -> PassLockedDbtCliResource:

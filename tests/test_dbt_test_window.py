@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from orchestration.seed import seed
+from orchestration.runbook.seed import seed
 from tests.test_marts_support import run_dbt
 
 END = datetime(2026, 11, 20, 12, tzinfo=UTC)

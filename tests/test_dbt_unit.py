@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from orchestration.project import dbt_project, prepare_manifest
+from orchestration.defs.project import dbt_project, prepare_manifest
 from tests.test_marts_support import run_dbt
 
 

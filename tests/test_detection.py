@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import connect, url_for_database
-from orchestration.seed import INCIDENT_HOURS_BEFORE_END, seed
+from orchestration.core.database import connect, url_for_database
+from orchestration.runbook.seed import INCIDENT_HOURS_BEFORE_END, seed
 from tests.support.detection import Hour, detect
 
 # All cases run in one module fixture; give it room on a busy machine.
@@ -192,7 +192,10 @@ def verdict(case: Case, expected: tuple[str, str | None, str | None] | None) -> 
 # --------------------------------------------------------------------------- scenarios of our own
 
 PRICES = {
-    m: p for m, p in __import__("orchestration.seed.catalog", fromlist=["x"]).MODEL_PRICES.items()
+    m: p
+    for m, p in __import__(
+        "orchestration.runbook.seed.catalog", fromlist=["x"]
+    ).MODEL_PRICES.items()
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.database import connect, dbt_env
+from orchestration.core.database import connect, dbt_env
 from tests.conftest import PROJECT_ROOT
 from tests.support import traffic
 from tests.support.detection import detect

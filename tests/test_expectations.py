@@ -20,10 +20,11 @@ import dagster as dg
 import psycopg
 import pytest
 
-from orchestration.checks import build_expectation_checks, outcome_to_check_result
-from orchestration.checks.results import SuiteOutcome
-from orchestration.checks.runner import sqlalchemy_url, validate_suite
-from orchestration.checks.suites import (
+from orchestration.core.database import dbt_env
+from orchestration.defs.expectations import build_expectation_checks, outcome_to_check_result
+from orchestration.runbook.expectations.results import SuiteOutcome
+from orchestration.runbook.expectations.runner import sqlalchemy_url, validate_suite
+from orchestration.runbook.expectations.suites import (
     CHECK_NAME,
     CheckSettings,
     Suite,
@@ -31,8 +32,7 @@ from orchestration.checks.suites import (
     load_suite,
     load_suites,
 )
-from orchestration.database import dbt_env
-from orchestration.seed import default_end, seed
+from orchestration.runbook.seed import default_end, seed
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -435,7 +435,7 @@ def test_check_result_metadata_reads_well(url: str) -> None:
 
 def test_checks_run_through_dagster_with_their_severities(url: str) -> None:
     """The two multi-asset checks, run by Dagster on stand-ins for the raw and mart assets."""
-    from orchestration.resources import PostgresResource
+    from orchestration.defs.resources import PostgresResource
 
     checks = build_expectation_checks()
     stand_ins = [dg.AssetSpec(list(s.asset_key)) for s in SUITES.values()]

@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.checks.suites import CHECK_NAME, load_suites
-from orchestration.database import dbt_env
-from orchestration.seed import default_end, seed
+from orchestration.core.database import dbt_env
+from orchestration.runbook.expectations.suites import CHECK_NAME, load_suites
+from orchestration.runbook.seed import default_end, seed
 from tests.conftest import dagster_home
 
 RAW = [f"{'/'.join(s.asset_key)}:{CHECK_NAME}" for s in load_suites() if s.severity == "WARN"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import DatabaseError, connect, url_for_database
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.core.database import DatabaseError, connect, url_for_database
+from orchestration.core.schema import check_raw_schema, grant_analyst
 from orchestration.pipeline import pass_lock
-from orchestration.schema import check_raw_schema, grant_analyst
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.conftest import costwatch_env, run_costwatch
 
 

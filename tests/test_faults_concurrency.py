@@ -16,10 +16,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from orchestration.database import connect
+from orchestration.core.database import connect
+from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
+from orchestration.defs.resources import PassLockedDbtCliResource
 from orchestration.pipeline import pass_lock
-from orchestration.project import DBT_EXECUTABLE, dbt_project
-from orchestration.resources import PassLockedDbtCliResource
 from tests.conftest import COSTWATCH, PROJECT_ROOT, costwatch_env, query, run_costwatch
 from tests.test_faults_support import PASS_LOCK_SQL, runbook_mismatches
 from tests.test_incidents_support import HOOK_PATH, SLACK_PATH, channel_env, hook_server

@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import EmbeddedPostgres
-from orchestration.schema import init_database
-from orchestration.seed import seed
+from orchestration.core.database import EmbeddedPostgres
+from orchestration.core.schema import init_database
+from orchestration.runbook.seed import seed
 from tests.conftest import COSTWATCH, PROJECT_ROOT, costwatch_env, run_costwatch
 from tests.test_faults_support import leftover_relations, runbook_mismatches
 from tests.test_marts_support import RUNBOOK_MARTS, snapshot

@@ -28,7 +28,7 @@ from tests.test_marts import (
 )
 from tests.test_marts_support import RUNBOOK_MARTS, assert_close_rows, fetch
 
-# What a pass in progress holds (orchestration/locks.py), in a transaction left open.
+# What a pass in progress holds (orchestration/core/locks.py), in a transaction left open.
 PASS_LOCK_SQL = "select 1 from ops.locks where name = 'costwatch.pass' for update"
 
 

@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
+import pytest
 
-from orchestration.database import connect, dbt_env
-from orchestration.incidents import engine
-from orchestration.incidents.cli import incidents_command
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.cli.incidents import incidents_command
+from orchestration.core.database import connect, dbt_env
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.test_incidents_support import (
     AUTOSAVE,
     HOOK_PATH,
@@ -127,8 +128,8 @@ def test_pagerduty_answering_500_across_a_resolve_gets_only_the_resolve(db_url):
 KILLED_BETWEEN_SEND_AND_RECORD = """
 import os, sys
 from datetime import datetime
-from orchestration.incidents import channels, engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import channels, engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 
 deliver = channels.deliver
 
@@ -209,6 +210,34 @@ def test_spike_hours_after_the_resolve_reopen_the_incident(db_url):
     assert [b["event_action"] for b in server.bodies(PD)] == [
         "trigger", "resolve", "trigger", "resolve",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("window, reopens", [("1", False), (None, True)])
+def test_the_reopen_window_decides_reopen_or_a_new_incident(db_url, window, reopens):
+    """A spike starting 3 h after its incident was resolved: within the default 6 h it reopens
+    that incident; with COSTWATCH_REOPEN_WITHIN_HOURS=1 it is a new one (its own `opened`)."""
+    marts = Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    with hook_server() as server:
+        extra = {"COSTWATCH_REOPEN_WITHIN_HOURS": window} if window else {}
+        settings = IncidentSettings.from_env(channel_env(server, **extra))
+        assert settings.reopen_within_hours == float(window or 6) and settings.problems == ()
+        engine.tick(db_url, now=NOW, settings=settings)
+        marts.append(10, 10)
+        engine.tick(db_url, now=NOW + timedelta(hours=2), settings=settings)  # resolved
+        assert rows(db_url, "select status from ops.incidents") == [("resolved",)]
+        marts.append(10, 10)
+        engine.tick(db_url, now=NOW + timedelta(hours=4), settings=settings)
+        marts.append(30, 31, 33)
+        report = engine.tick(db_url, now=NOW + timedelta(hours=7), settings=settings)
+        assert (bool(report.reopened), bool(report.opened)) == (reopens, not reopens)
+    statuses = rows(db_url, "select status from ops.incidents order by incident_id")
+    events = [b["event"] for b in server.bodies(HOOK_PATH)]
+    if reopens:
+        assert statuses == [("open",)]
+        assert events == ["incident.opened", "incident.resolved", "incident.reopened"]
+    else:
+        assert statuses == [("resolved",), ("open",)]
+        assert events == ["incident.opened", "incident.resolved", "incident.opened"]
 
 
 def test_every_session_is_utc_on_a_server_that_is_not(db_url):

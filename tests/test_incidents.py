@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.test_incidents_support import (
     ROUTING_KEY,
     T0,

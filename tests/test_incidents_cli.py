@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import psycopg
 
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
 from tests.conftest import run_costwatch
 from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
 

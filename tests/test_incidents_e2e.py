@@ -86,3 +86,34 @@ def test_open_with_a_down_channel_then_retry_and_resolve_through_costwatch_run(d
     ]  # fmt: skip
     listing = run_costwatch("incidents", "list", env=env, check=True).stdout
     assert "resolved" in listing and "hidden_recompute" in listing
+
+
+def test_mistyped_settings_are_named_and_never_silence_the_incident(db_url, tmp_path):
+    """A threshold of the wrong type and a misspelt variable name: detection runs on the default
+    threshold, the incident opens and pages as usual, and the pass names both settings in one
+    line, exits non-zero and sends `pipeline_failed` (CONTRACT section 6)."""
+    with hook_server() as server:
+        env = costwatch_env(
+            db_url,
+            tmp_path,
+            **channel_env(server),
+            COSTWATCH_VAR_SPIKE_THRESHOLD_PCT="high",
+            COSTWATCH_ESCALATE_AFTER_MINUTE="30",
+        )
+        run_costwatch(
+            "seed", "--scenario", "autosave_loop", *SEED, "--end", END, env=env, check=True
+        )  # fmt: skip
+        result = run_costwatch("run", env=env)
+        tail = f"{result.stdout[-2000:]}\n{result.stderr[-1500:]}"
+        assert result.returncode == 1, tail
+        errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, tail
+        assert "COSTWATCH_VAR_SPIKE_THRESHOLD_PCT must be a number, got 'high'" in errors[0]
+        assert "(did you mean COSTWATCH_ESCALATE_AFTER_MINUTES?)" in errors[0]
+        assert "Traceback" not in result.stdout + result.stderr
+        assert "incidents: 1 opened (spike-" in result.stdout, tail
+    assert rows(db_url, "select root_cause, status from ops.incidents") == [
+        ("hidden_recompute", "open")
+    ]
+    events = [body["event"] for body in server.bodies(HOOK_PATH)]
+    assert events.count("incident.opened") == 1 and "pipeline.failed" in events, events

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestration.incidents import payloads
-from orchestration.incidents.channels import check_url
-from orchestration.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents import payloads
+from orchestration.runbook.incidents.channels import check_url
+from orchestration.runbook.incidents.settings import IncidentSettings
 
 INCIDENT = {
     "incident_id": 7,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from orchestration.seed import seed
+from orchestration.runbook.seed import seed
 from tests.conftest import costwatch_env, run_costwatch
 from tests.test_marts_support import (
     RUNBOOK_MARTS,

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from orchestration.ingest.langfuse import map_observations
-from orchestration.ingest.otlp_json import parse_request, to_json
-from orchestration.ingest.sender import SpanFactory
+from orchestration.runbook.ingest.langfuse import map_observations
+from orchestration.runbook.ingest.otlp_json import parse_request, to_json
+from orchestration.runbook.ingest.sender import SpanFactory
 from tests.conftest import costwatch_env, query, run_costwatch
 from tests.test_marts import STEP_2, STEP_5, as_day, runbook, without_window
 from tests.test_marts_support import assert_close_rows, fetch, run_dbt

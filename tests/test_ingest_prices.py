@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from genai_prices import Usage, calc_price
 
-from orchestration.ingest import prices
+from orchestration.runbook.ingest import prices
 from tests.test_marts_support import fetch, run_dbt
 
 

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 
 from orchestration import instance as cw_instance
-from orchestration import project
+from orchestration.defs import project
 from tests.conftest import costwatch_env, dagster_home, query, run_costwatch
 
 

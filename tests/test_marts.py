@@ -1,6 +1,7 @@
 """On clean input every runbook mart equals the runbook's own query, to 1e-9 (CONTRACT section 4).
 
-The queries below are the runbook's SQL verbatim (checked against the runbook when it is there).
+The queries below are the runbook's SQL verbatim, checked against the runbook kept with the tests
+(tests/fixtures/cost-spike-runbook.md, itself checked against ../shared when a checkout has it).
 Only their time window changes: `WHERE created_at > NOW() - ...` is removed (the marts hold every
 hour), or matched to one hour or day (step 6 groups by tool only). For a daily mart whose
 runbook query is hourly, or the reverse, `DATE_TRUNC('hour', created_at) as hour` becomes
@@ -18,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.seed import SCENARIOS, seed
+from orchestration.runbook.seed import SCENARIOS, seed
 from tests.test_marts_support import (
     RUNBOOK_MARTS,
     assert_close_rows,
@@ -26,7 +27,8 @@ from tests.test_marts_support import (
     run_dbt,
 )
 
-RUNBOOK = Path(__file__).resolve().parents[2] / "shared" / "seed" / "cost-spike-runbook.md"
+RUNBOOK = Path(__file__).resolve().parent / "fixtures" / "cost-spike-runbook.md"
+SHARED_RUNBOOK = Path(__file__).resolve().parents[2] / "shared" / "seed" / "cost-spike-runbook.md"
 END = datetime(2026, 3, 2, tzinfo=UTC)
 
 STEP_1 = """SELECT
@@ -155,11 +157,16 @@ def every_scenario(module_db_url: str) -> str:
 
 
 def test_the_queries_are_the_runbooks_own() -> None:
-    if not RUNBOOK.exists():
-        pytest.skip("the runbook is not next to the project")
     text = " ".join(RUNBOOK.read_text().split())
     for sql in (STEP_1, STEP_2, STEP_3_TRIGGERS, STEP_3_RATIO, STEP_4, STEP_5, STEP_6):
         assert " ".join(sql.split()) in text
+
+
+def test_the_runbook_kept_with_the_tests_is_the_teams() -> None:
+    """The copy the tests read is the runbook on-call reads (where a checkout has both)."""
+    if not SHARED_RUNBOOK.exists():
+        pytest.skip("this checkout has no ../shared (a user's clone): the kept copy stands alone")
+    assert RUNBOOK.read_text() == SHARED_RUNBOOK.read_text()
 
 
 def test_the_data_holds_every_scenario_and_is_clean(every_scenario: str) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration.database import dbt_env
-from orchestration.project import partial_parse_for_profile
+from orchestration.core.database import dbt_env
+from orchestration.defs.project import partial_parse_for_profile
 from tests.conftest import loaded_seeds_excluded
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from orchestration.ingest.mapping import map_request
+from orchestration.runbook.ingest.mapping import map_request
 
 TRACE = bytes(range(1, 17))
 

@@ -24,9 +24,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from orchestration.ingest.otlp_json import to_json
-from orchestration.ingest.receiver import Receiver, ReceiverError
-from orchestration.ingest.sender import SpanFactory
+from orchestration.runbook.ingest.otlp_json import to_json
+from orchestration.runbook.ingest.receiver import Receiver, ReceiverError
+from orchestration.runbook.ingest.sender import SpanFactory
 from tests.conftest import query
 from tests.test_marts import STEP_2, STEP_4, STEP_5, as_day, runbook, without_window
 from tests.test_marts_support import assert_close_rows, fetch, run_dbt
@@ -300,7 +300,7 @@ def test_the_command_serves_and_stops_cleanly_on_sigterm(db_url: str, cli_env: d
     import signal
     import subprocess
 
-    from orchestration.ingest.demo import _free_port, _wait_listening
+    from orchestration.runbook.ingest.demo import _free_port, _wait_listening
     from tests.conftest import COSTWATCH, run_costwatch
 
     refused = run_costwatch("otlp", "serve", "--host", "0.0.0.0", env=cli_env)

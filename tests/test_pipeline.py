@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration.assets.dbt import unfinished_nodes
-from orchestration.seed import seed
+from orchestration.defs.dbt import unfinished_nodes
+from orchestration.runbook.seed import seed
 from tests.conftest import costwatch_env, query, run_costwatch
 
 END = datetime(2026, 11, 18, 15, tzinfo=UTC)  # a Wednesday afternoon
@@ -48,7 +48,10 @@ def test_run_on_an_empty_database(db_url: str, tmp_path: Path) -> None:
     assert query(db_url, "select count(*) from ops.incidents") == [(0,)]
     triage = run_costwatch("triage", env=env)
     assert triage.returncode == 0, triage.stderr
-    assert "no" in triage.stdout.lower() and "spike" in triage.stdout.lower()
+    # Piped, the report is Markdown: the empty database's own report, nothing else.
+    assert triage.stdout == (
+        "# No cost spike\n\nThe marts hold no hours yet: load events, then run costwatch.\n\n"
+    )
 
 
 def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path: Path) -> None:
@@ -74,17 +77,18 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert len(spikes) == 1
     assert query(db_url, "select root_cause from ops.incidents") == [("hidden_recompute",)]
 
-    # A setting that breaks one model's SQL: the pass fails, one line names the model, and that
-    # model's table is the one of the last good pass, whole.
+    # A setting of the right type that breaks one model's SQL (a weekday out of integer range;
+    # a value of the wrong type never reaches dbt): the pass fails, one line names the model,
+    # and that model's table is the one of the last good pass, whole.
     before = query(db_url, "select count(*), sum(total_cost_usd) from marts.cost_baseline_hourly")
-    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_SPIKE_THRESHOLD_PCT='"high"')
+    broken = costwatch_env(db_url, tmp_path, COSTWATCH_VAR_SPIKE_WEEKEND_ISODOW="[6, 99999999999]")
     with psycopg.connect(db_url) as conn:
         seed(conn, "quiet", hours=1, events_per_hour=60, end=END.replace(hour=16), seed=3)
     failed = run_costwatch("run", env=broken)
     assert failed.returncode == 1
     error_lines = [line for line in failed.stdout.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1, failed.stdout[-3000:]
-    # The models that read the broken var are named (the feature baseline reads it too).
+    # The models that read the broken var are named.
     broken_models = error_lines[0].split("dbt did not build ", 1)[1].split(" because")[0]
     assert "cost_baseline_hourly" in broken_models.split(", ")
     assert "Traceback" not in failed.stdout + failed.stderr
@@ -98,3 +102,29 @@ def test_run_on_seeded_data_then_a_model_that_cannot_build(db_url: str, tmp_path
     assert again.returncode == 0, again.stdout[-3000:]
     assert query(db_url, "select count(*) from marts.cost_hourly")[0][0] == 8 * 24 + 1
     assert query(db_url, "select count(*) from marts.cost_baseline_hourly")[0][0] == 8 * 24 + 1
+
+
+def test_a_run_that_dagster_cannot_continue_fails_with_one_line(monkeypatch) -> None:
+    """The database restarting under Dagster's own storage raises out of the run (it is not a
+    failed step): the pass still ends with one `error:` line in its summary, no traceback."""
+    from orchestration import pipeline
+
+    class OperationalError(Exception):
+        pass
+
+    class StorageError(Exception):  # SQLAlchemy's shape: the driver's error as `.orig`
+        def __init__(self) -> None:
+            super().__init__("(psycopg2.OperationalError) server closed the connection\n[SQL: ...]")
+            self.orig = OperationalError("server closed the connection unexpectedly\n\tdetail")
+
+    def execute(full_refresh: bool) -> pipeline.PassResult:
+        raise StorageError
+
+    monkeypatch.setattr(pipeline, "_execute", execute)
+    monkeypatch.delenv("COSTWATCH_DEBUG", raising=False)
+    result = pipeline._execute_or_fail(full_refresh=False)
+    assert not result.success
+    errors = [line for line in result.summary().splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the run stopped: OperationalError: server closed the connection unexpectedly"
+    ]

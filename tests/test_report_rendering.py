@@ -8,10 +8,10 @@ import re
 from datetime import UTC, datetime
 
 from orchestration.cli import build_parser
-from orchestration.dbt_log import dbt_summary
-from orchestration.incidents import payloads
-from orchestration.triage import catalogue
-from orchestration.triage.summary import summary_from_markdown, summary_lines
+from orchestration.core.dbt_log import dbt_summary
+from orchestration.runbook.incidents import payloads
+from orchestration.runbook.triage import catalogue
+from orchestration.runbook.triage.summary import summary_from_markdown, summary_lines
 
 SUMMARY = {
     "spike_id": "spike-2026-12-01T11",

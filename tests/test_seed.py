@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from orchestration import seed as seeding
-from orchestration.seed import INCIDENT_HOURS_BEFORE_END, SCENARIOS, UnknownScenario
+from orchestration.runbook import seed as seeding
+from orchestration.runbook.seed import INCIDENT_HOURS_BEFORE_END, SCENARIOS, UnknownScenario
 
 END = datetime(2026, 11, 25, 16, tzinfo=UTC)  # a Wednesday afternoon
 ONSET = END - timedelta(hours=INCIDENT_HOURS_BEFORE_END)

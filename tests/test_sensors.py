@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import dagster as dg
@@ -21,7 +22,7 @@ from orchestration.defs.incidents import (
     incident_assets,
     pipeline_failure_alert,
 )
-from orchestration.resources import PostgresResource
+from orchestration.defs.resources import PostgresResource
 from tests.test_incidents_support import T0, Marts, channel_env, hook_server, rows
 
 NOW = T0 + timedelta(hours=6, minutes=5)
@@ -132,6 +133,45 @@ def test_a_failed_detection_check_only_queues_pipeline_failed(db_url, instance, 
     assert rows(db_url, "select kind, status from ops.alerts") == [("pipeline_failed", "sent")]
 
 
+def test_spikes_built_but_their_diagnosis_not_open_nothing_until_it_is(db_url, instance, clock):
+    """`cost_spikes` materialized and `spike_diagnosis` failing in the same step (as dbt does
+    when the diagnosis model errors): the incident step does not run on that pass (CONTRACT:
+    never before the spike's diagnosis exists); the next pass opens it with the diagnosed cause."""
+
+    @dg.multi_asset(specs=[dg.AssetSpec(COST_BASELINE), dg.AssetSpec(COST_SPIKES),
+                           dg.AssetSpec(SPIKE_DIAGNOSIS)])  # fmt: skip
+    def detection_marts():
+        yield dg.MaterializeResult(asset_key=COST_BASELINE)
+        yield dg.MaterializeResult(asset_key=COST_SPIKES)
+        raise RuntimeError("Database Error in model spike_diagnosis")
+
+    marts = Marts(db_url)
+    marts.append(10, 10, 10, 30, 32, 31)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("truncate marts.spike_diagnosis")  # the diagnosis did not build
+    (incidents,) = incident_assets(set(detection_marts.keys))
+    failed = dg.materialize(
+        [detection_marts, incidents],
+        instance=instance,
+        resources={"database": PostgresResource(url=db_url)},
+        raise_on_error=False,
+    )
+    assert not failed.success
+    started = [
+        e.step_key for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_START
+    ]
+    assert started == ["detection_marts"]
+    assert [e.asset_key for e in failed.get_asset_materialization_events()] == [
+        COST_BASELINE, COST_SPIKES,
+    ]  # fmt: skip
+    assert rows(db_url, "select count(*) from ops.incidents") == [(0,)]
+
+    marts.rebuild()  # the diagnosis builds on the next pass
+    meta = incidents_metadata(run_pass(instance, db_url))
+    assert meta["incidents_opened"] == 1
+    assert rows(db_url, "select root_cause from ops.incidents") == [("hidden_recompute",)]
+
+
 def test_due_sensor_launches_the_step_when_a_retry_falls_due(db_url, instance, clock):
     context = dg.build_sensor_context(instance=instance)
     assert reason(evaluate_due_sensor(context)) == "ops/incidents was never materialized"
@@ -220,7 +260,8 @@ def test_asset_check_warns_while_a_sustained_spike_is_open(db_url):
     meta = {k: v.value for k, v in evaluation.metadata.items()}
     assert meta["spike_id"] == "spike-2026-11-20T03"
     assert meta["spike_start"] == (T0 + timedelta(hours=3)).timestamp()
-    assert meta["excess_cost_usd"] == 63.0 and meta["root_cause"] == "hidden_recompute"
+    assert meta["excess_cost_usd"] == "$63.00" and meta["root_cause"] == "hidden_recompute"
+    assert re.fullmatch(r"\+\d+%", meta["pct_above_baseline"]), meta["pct_above_baseline"]
     assert "trigger_type=auto_save" in meta["root_cause_detail"]
 
     marts.append(10)  # one quiet hour: the spike has ended but is not over yet

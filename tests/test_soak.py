@@ -26,9 +26,9 @@ import psycopg
 import pytest
 
 from orchestration import pipeline
-from orchestration.database import dbt_env
-from orchestration.incidents import engine
-from orchestration.seed import seed
+from orchestration.core.database import dbt_env
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.seed import seed
 from tests.conftest import dagster_home, query
 from tests.test_faults_support import leftover_relations, runbook_mismatches
 from tests.test_incidents_support import HOOK_PATH, hook_server

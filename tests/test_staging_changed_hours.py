@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from orchestration.seed import seed
+from orchestration.runbook.seed import seed
 from tests.test_marts_support import fetch, rows_affected, run_dbt
 
 CHECKED = "staging.stg_raw__inference_events_checked"

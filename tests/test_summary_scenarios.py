@@ -19,13 +19,13 @@ import pytest
 from rich.console import Console
 from rich.markdown import Markdown
 
-from orchestration.database import connect
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
-from orchestration.seed import seed
-from orchestration.triage import catalogue, escape_md, triage_markdown
-from orchestration.triage.formatting import money
-from orchestration.triage.report import chart_title
+from orchestration.core.database import connect
+from orchestration.core.formatting import escape_md, money
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
+from orchestration.runbook.seed import seed
+from orchestration.runbook.triage import catalogue
+from orchestration.runbook.triage.report import chart_title, triage_markdown
 from tests.conftest import create_database, drop_database, query
 from tests.test_detection import EXPECTED
 from tests.test_triage import END, EVENTS_PER_HOUR, _dbt_run

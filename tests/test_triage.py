@@ -24,13 +24,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.database import connect, dbt_env
-from orchestration.incidents import engine
-from orchestration.incidents.settings import IncidentSettings
-from orchestration.seed import seed
-from orchestration.triage import escape_md, triage_markdown
-from orchestration.triage.chart import PNG_MAGIC
-from orchestration.triage.formatting import money, number, pct
+from orchestration.core.database import connect, dbt_env
+from orchestration.core.formatting import escape_md, money, number, pct
+from orchestration.runbook.incidents import engine
+from orchestration.runbook.incidents.settings import IncidentSettings
+from orchestration.runbook.seed import seed
+from orchestration.runbook.triage.chart import PNG_MAGIC
+from orchestration.runbook.triage.report import triage_markdown
 from tests.conftest import (
     PROJECT_ROOT,
     costwatch_env,
@@ -349,8 +349,8 @@ def test_report_asset_shows_report_and_chart_in_dagster(built: Built) -> None:
     import dagster as dg
 
     from orchestration.definitions import defs
-    from orchestration.resources import PostgresResource
-    from orchestration.triage.assets import incident_report_assets
+    from orchestration.defs.reports import incident_report_assets
+    from orchestration.defs.resources import PostgresResource
 
     key = dg.AssetKey(["ops", "incident_report"])
     resolved = defs.resolve_assets_def(key)
@@ -414,7 +414,7 @@ def test_unknown_spike_and_missing_marts_are_one_line(built: Built, db_url: str,
 
 def test_incident_report_falls_back_without_breaking_the_transaction(db_url: str) -> None:
     """No marts: the engine gets None (and uses its summary); its transaction stays usable."""
-    from orchestration.triage import incident_report
+    from orchestration.runbook.triage.report import incident_report
 
     with connect(db_url) as conn, conn.transaction():
         assert incident_report(conn, "spike-x", {"status": "open"}) is None
@@ -446,7 +446,7 @@ def test_summary_opens_the_report_with_one_excess_figure(built: Built) -> None:
         # one excess figure: the summary's, the causes section's and the chart's title
         excess = money(spike["excess_cost_usd"])
         assert f"of the spike's {excess} excess" in report.split("## Causes, ranked")[1]
-        from orchestration.triage.report import chart_title
+        from orchestration.runbook.triage.report import chart_title
 
         assert excess in chart_title(spike)
         (stored,) = query(
@@ -463,8 +463,8 @@ def test_a_diagnosis_var_override_changes_the_reports_verdict(
     built: Built, server_url: str, tmp_path: Path
 ) -> None:
     """The report reads dbt's verdicts: a COSTWATCH_VAR_ threshold changes what it says."""
-    from orchestration.database import url_for_database
-    from orchestration.settings import dbt_vars
+    from orchestration.core.database import url_for_database
+    from orchestration.core.settings import dbt_vars
 
     spike_id = _spike_for(built.spiky, built.onsets["autosave_loop"])["spike_id"]
     default = _triage(built, spike_id).split("## Step 3")[1].split("## Step 4")[0]

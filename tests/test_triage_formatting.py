@@ -9,13 +9,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestration.incidents import payloads
-from orchestration.triage import escape_md, escape_slack, render_chart
-from orchestration.triage import sections as s
-from orchestration.triage.chart import PNG_MAGIC
-from orchestration.triage.formatting import change, money, pct, signed_money, table
-from orchestration.triage.queries import TriageData
-from orchestration.triage.report import TriageReport, build_markdown
+from orchestration.core.formatting import (
+    change,
+    escape_md,
+    escape_slack,
+    money,
+    pct,
+    signed_money,
+    table,
+)
+from orchestration.runbook.incidents import payloads
+from orchestration.runbook.triage import sections as s
+from orchestration.runbook.triage.chart import PNG_MAGIC, render_chart
+from orchestration.runbook.triage.queries import TriageData
+from orchestration.runbook.triage.report import TriageReport, build_markdown
 
 HOSTILE_FEATURE = "*_[x](javascript:y)|&#<script>alert(1)</script>"
 HOSTILE_TOOL = "tool`|<b>x</b>\n# heading & *bold*"
@@ -136,7 +143,7 @@ def test_sections_escape_names_and_render_the_marts_numbers_and_verdicts() -> No
 
 
 def test_causes_and_mitigation_escape_names_and_keep_code_blocks_closed() -> None:
-    from orchestration.triage import catalogue
+    from orchestration.runbook.triage import catalogue
 
     hostile = "x```\nimport os"
     cause = {

@@ -7,10 +7,11 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.database import connect
+from orchestration.core.database import connect
+from orchestration.core.formatting import money, pct
 from orchestration.defs.incidents import COST_SPIKES, SPIKE_DIAGNOSIS
-from orchestration.incidents import lifecycle, payloads, store
-from orchestration.resources import PostgresResource
+from orchestration.defs.resources import PostgresResource
+from orchestration.runbook.incidents import lifecycle, payloads, store
 
 SPIKE_CHECK_NAME = "no_sustained_spike_open"
 
@@ -59,15 +60,16 @@ def open_spike_check(url: str) -> dg.AssetCheckResult:
         "spike_id": top["spike_id"],
         "spike_start": dg.MetadataValue.timestamp(top["spike_start"]),
         "spike_hours": int(top["hours"] or 0),
-        "excess_cost_usd": float(top["excess_cost_usd"] or 0),
-        "pct_above_baseline": float(top["pct_above_baseline"] or 0),
+        # formatted as the report and the alert word them: $47.86, +97%
+        "excess_cost_usd": dg.MetadataValue.text(money(top["excess_cost_usd"] or 0)),
+        "pct_above_baseline": dg.MetadataValue.text(f"+{pct(top['pct_above_baseline'] or 0)}"),
         "root_cause": top["cause"] or "undiagnosed",
         "ongoing": bool(top["is_ongoing"]),
     }
     if detail:
         metadata["root_cause_detail"] = detail
     if top["incident_id"] is not None:
-        metadata["incident_id"] = int(top["incident_id"])
+        metadata["incident"] = f"#{top['incident_id']} ({top['incident_status']})"
     return dg.AssetCheckResult(
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,

@@ -14,9 +14,10 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from orchestration.database import DatabaseError, connect, first_line
-from orchestration.incidents import engine
-from orchestration.resources import PostgresResource
+from orchestration.core.database import DatabaseError, connect, first_line
+from orchestration.defs import ops_views
+from orchestration.defs.resources import PostgresResource
+from orchestration.runbook.incidents import engine
 
 COST_SPIKES = dg.AssetKey(["marts", "cost_spikes"])
 SPIKE_DIAGNOSIS = dg.AssetKey(["marts", "spike_diagnosis"])
@@ -55,12 +56,16 @@ def run_incident_step(context: AssetExecutionContext, url: str) -> dg.Materializ
         url, now=utcnow(), log=context.log, pipeline_error=error, run_id=context.run_id
     )
     context.log.info(report.summary())
-    metadata: dict[str, Any] = {
-        **report.metadata(),
-        "summary": report.summary(),
-        "problems": "; ".join([*report.problems, *report.errors, *([error] if error else [])]),
-        "next_due_at": report.next_due_at.isoformat() if report.next_due_at else "",
-    }
+    with connect(url) as conn:  # what the UI shows first: the incidents as they stand now
+        metadata: dict[str, Any] = ops_views.incident_metadata(conn)
+    metadata.update(
+        {
+            "summary": report.summary(),
+            **report.metadata(),
+            "problems": "; ".join([*report.problems, *report.errors, *([error] if error else [])]),
+            "next_due_at": report.next_due_at.isoformat() if report.next_due_at else "",
+        }
+    )
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -73,7 +78,7 @@ def incident_assets(asset_keys: set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=INCIDENTS,
         deps=deps,
-        group_name="ops",
+        group_name=ops_views.INCIDENTS_GROUP,
         kinds={"python", "postgres"},
         description=(
             "Runbook steps 7-8: one incident per spike of marts.cost_spikes, opened once its "
@@ -212,7 +217,9 @@ def incident_jobs(asset_keys: Iterable[dg.AssetKey]) -> list[Any]:
     return [
         dg.define_asset_job(
             INCIDENTS_JOB_NAME,
-            selection=dg.AssetSelection.assets(INCIDENTS),
-            description="The incident step alone: alert retries, escalations, follow-ups.",
+            # and what reads its tables (ops/alerts, the report), so the UI stays current
+            selection=dg.AssetSelection.assets(INCIDENTS).downstream(),
+            description="The incident step: alert retries, escalations, follow-ups; then the "
+            "alerts and the report.",
         )
     ]

@@ -136,7 +136,7 @@ create unique index if not exists alerts_one_per_channel_kind_cycle
 create index if not exists alerts_pending_idx on ops.alerts (next_attempt_at)
     where status = 'pending';
 
--- Pass and incident-step locks (orchestration/locks.py): rows analysts cannot lock.
+-- Pass and incident-step locks (orchestration/core/locks.py): rows analysts cannot lock.
 create table if not exists ops.locks (name text primary key);
 insert into ops.locks (name) values ('costwatch.pass'), ('costwatch.incidents')
 on conflict do nothing;
