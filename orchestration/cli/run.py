@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prepare.set_defaults(handler=_cmd_prepare)
 
     run = sub.add_parser(
-        "run", help="one full pass: every asset, checks, then the incident sensors"
+        "run", help="one full pass: every asset and check, the incident step and its alerts"
     )
     run.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
     run.add_argument(

@@ -35,6 +35,7 @@ REPORT = dg.AssetKey(["ops", "incident_report"])
 # The runbook's last steps (7-8) in the UI's asset graph: the incident step, its alerts, the report.
 INCIDENTS_GROUP = "incidents"
 TABLE_ROWS = 20
+OPS_TABLES = ("ops.incidents", "ops.alerts")
 # Always on, whatever is configured: the Dagster log (CONTRACT section 6).
 LOG_CHANNEL = "log"
 CONFIGURE_HINT = (
@@ -113,6 +114,9 @@ def incidents_table(incidents: Sequence[Mapping[str, Any]]) -> str:
 def incident_metadata(conn: psycopg.Connection) -> dict[str, Any]:
     """Formatted metadata of `ops/incidents`: how many are open, the newest in one line, the
     ack command, and a table of the latest incidents (open ones first)."""
+    missing = store.missing_tables(conn, OPS_TABLES)
+    if missing:  # a database `costwatch db init` has not prepared: say so, fail nothing
+        return {"latest_incident": dg.MetadataValue.text(f"{', '.join(missing)} missing")}
     incidents = store.list_incidents(conn, limit=TABLE_ROWS)
     open_ones = [i for i in incidents if i["status"] == "open"]
     (open_count,) = conn.execute(
@@ -191,7 +195,6 @@ def where_alerts_went(alerts: Sequence[Mapping[str, Any]]) -> str:
 def alerts_table(alerts: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
-            str(a["alert_id"]),
             f"#{a['incident_id']}" if a.get("incident_id") is not None else "pipeline",
             escape_md(a["kind"]),
             escape_md(a["channel"]),
@@ -201,13 +204,16 @@ def alerts_table(alerts: Sequence[Mapping[str, Any]]) -> str:
         for a in alerts
     ]
     # narrow enough for the UI's metadata column; errors are in `where_alerts_went`
-    headers = ["alert", "incident", "kind", "channel", "status", "sent (UTC)"]
-    return "\n".join(table(headers, rows, align="llllll"))
+    headers = ["incident", "kind", "channel", "status", "sent (UTC)"]
+    return "\n".join(table(headers, rows, align="lllll"))
 
 
 def alert_metadata(conn: psycopg.Connection) -> dict[str, Any]:
     """Formatted metadata of `ops/alerts`: counts by status, per channel what was delivered,
     failed or queued, where the latest incident's alerts went, and the newest alerts."""
+    missing = store.missing_tables(conn, OPS_TABLES)
+    if missing:
+        return {"where_alerts_went": dg.MetadataValue.text(f"{', '.join(missing)} missing")}
     counts = dict(
         conn.execute("select status, count(*) from ops.alerts group by status").fetchall()
     )
