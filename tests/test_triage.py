@@ -26,6 +26,7 @@ import pytest
 
 from orchestration.core.database import connect, dbt_env
 from orchestration.core.formatting import escape_md, money, number, pct
+from orchestration.defs.project import partial_parse_for_profile
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
 from orchestration.runbook.seed import seed
@@ -88,6 +89,7 @@ def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
     """Every model and seed, own target path (parallel runs and edits never share a manifest)."""
     env = {**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.update(DBT_TARGET_PATH=str(target), DBT_LOG_PATH=str(target / "logs"))
+    partial_parse_for_profile(target, env)  # dbt parses only what changed, not the project
     return subprocess.run(
         [
             DBT,
