@@ -52,7 +52,7 @@ defs = dg.Definitions(
         *alert_assets(_incident_keys),
         *incident_report_assets(_dbt_keys | _incident_keys),
     ],
-    asset_checks=[*expectation_checks, *spike_asset_checks([costwatch_dbt_assets])],
+    asset_checks=[*expectation_checks, *spike_asset_checks([costwatch_dbt_assets, *_incidents])],
     jobs=[costwatch_pass, *incident_jobs(_incident_keys)],
     schedules=[hourly],
     sensors=[

@@ -240,6 +240,26 @@ def test_the_reopen_window_decides_reopen_or_a_new_incident(db_url, window, reop
         assert events == ["incident.opened", "incident.resolved", "incident.opened"]
 
 
+def test_an_open_incidents_detail_follows_its_growing_excess_without_an_alert(db_url):
+    marts = Marts(db_url).append(10, 10, 10, 30, 32, 31)
+    with hook_server() as server:
+        settings = IncidentSettings.from_env(channel_env(server))
+        engine.tick(db_url, now=NOW, settings=settings)
+        ((first,),) = rows(db_url, "select root_cause_detail from ops.incidents")
+        assert "excess is $63.00" in first, first
+        marts.append(40)
+        report = engine.tick(db_url, now=NOW + timedelta(hours=1), settings=settings)
+        assert not report.updated  # the cause did not change: no update alert
+    ((detail, excess),) = rows(
+        db_url, "select root_cause_detail, excess_cost_usd from ops.incidents"
+    )
+    assert float(excess) == 93.0 and "excess is $93.00" in detail, detail
+    # One opened alert; the hour later it escalates (the cost still rises), never an update.
+    assert [b["event"] for b in server.bodies(HOOK_PATH)] == [
+        "incident.opened", "incident.escalated",
+    ]  # fmt: skip
+
+
 def test_every_session_is_utc_on_a_server_that_is_not(db_url):
     dbname = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
     with psycopg.connect(db_url, autocommit=True) as conn:

@@ -189,6 +189,13 @@ def test_due_sensor_launches_the_step_when_a_retry_falls_due(db_url, instance, c
     assert not again.run_requests and "already requested" in reason(again)
 
 
+def test_raw_data_sensor_skips_with_a_reason_before_db_init(db_url, instance):
+    with psycopg.connect(db_url) as conn:
+        conn.execute("drop table raw.inference_events cascade")
+    result = evaluate_raw_data_sensor(dg.build_sensor_context(instance=instance), db_url)
+    assert reason(result) == "no raw tables yet: run `costwatch db init`"
+
+
 def test_raw_data_sensor_launches_a_pass_on_new_events_only(db_url, instance):
     context = dg.build_sensor_context(instance=instance)
     assert reason(evaluate_raw_data_sensor(context, db_url)) == "no raw events yet"

@@ -232,8 +232,12 @@ def test_spike_check_metadata_is_formatted(one_pass: Pass) -> None:
     meta = entries(evaluation["metadataEntries"])
     assert meta["excess_cost_usd"] == money(excess)
     assert meta["pct_above_baseline"] == f"+{float(pct) * 100:.0f}%"
-    ((spike_id,),) = query(one_pass.url, "select spike_id from ops.incidents")
+    ((spike_id, incident_id),) = query(
+        one_pass.url, "select spike_id, incident_id from ops.incidents"
+    )
     assert meta["spike_id"] == spike_id and meta["root_cause"] == "hidden_recompute"
+    # checked after the incident step: it names the incident this very pass opened
+    assert meta["incident"] == f"#{incident_id} (open)"
 
 
 def test_assets_are_grouped_by_runbook_concern(one_pass: Pass) -> None:

@@ -9,7 +9,7 @@ import dagster as dg
 
 from orchestration.core.database import connect
 from orchestration.core.formatting import money, pct
-from orchestration.defs.incidents import COST_SPIKES, SPIKE_DIAGNOSIS
+from orchestration.defs.incidents import COST_SPIKES, INCIDENTS, SPIKE_DIAGNOSIS
 from orchestration.defs.resources import PostgresResource
 from orchestration.runbook.incidents import lifecycle, payloads, store
 
@@ -87,7 +87,9 @@ def spike_asset_checks(assets: Iterable[dg.AssetsDefinition]) -> list[dg.AssetCh
     keys = {key for asset in assets for key in asset.keys}
     if COST_SPIKES not in keys:
         return []
-    deps = [SPIKE_DIAGNOSIS] if SPIKE_DIAGNOSIS in keys else []
+    # after the incident step when it is there, so the check names the incident the pass
+    # opened (the step only acts on error checks; this one warns)
+    deps = [key for key in (SPIKE_DIAGNOSIS, INCIDENTS) if key in keys]
 
     @dg.asset_check(
         asset=COST_SPIKES,

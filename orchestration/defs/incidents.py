@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import psycopg
 from dagster import AssetExecutionContext
 
 from orchestration.core.database import DatabaseError, connect, first_line
@@ -170,6 +171,10 @@ def evaluate_raw_data_sensor(context: dg.SensorEvaluationContext, url: str) -> d
         marker = raw_data_marker(url)
     except DatabaseError as err:
         return dg.SensorResult(skip_reason=f"database unavailable: {first_line(err)}")
+    except psycopg.errors.UndefinedTable:
+        return dg.SensorResult(skip_reason="no raw tables yet: run `costwatch db init`")
+    except psycopg.Error as err:  # the database went away mid-query, a permission: next tick
+        return dg.SensorResult(skip_reason=f"raw events unreadable: {first_line(err)}")
     if marker is None:
         return dg.SensorResult(skip_reason="no raw events yet")
     if _cursor(context.cursor).get("newest") == marker:

@@ -214,6 +214,10 @@ def _follow(
         )
         delivery.queue_incident_alerts(conn, incident_id, "updated", now, settings)
         refresh_report(conn, incident_id, spike)
+    elif diagnoses and any(cause[k] != incident.get(k) for k in cause):
+        # Same cause, its figures moved with the spike (the detail quotes the excess): the
+        # incident says what the marts say now, without another alert.
+        store.update_cause(conn, incident_id, cause)
 
 
 def _open(

@@ -88,6 +88,8 @@ def render_chart(
             fontsize=7,
             fontweight="bold" if likely else "normal",
             color="#2c3e50",
+            # legible where it crosses the cost line (seen in the UI)
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
         )
     ax.set_ylabel("USD per hour")
     ax.set_xlabel("hour (UTC)", fontsize=8)
