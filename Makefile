@@ -75,9 +75,17 @@ accuracy: install ## detection quality: every incident x onset x seed, quiet/gro
 	$(BIN)/costwatch db start
 	$(BIN)/python -m bench.accuracy $(ACCURACY_ARGS)
 
-lint: install ## ruff and sqlfluff
+lint: install ## ruff, and sqlfluff on every model and test (.sqlfluff: dbt templater, postgres)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/costwatch db start
+	@# dbt renders each model against the database (read-only: is_incremental, lookback queries);
+	@# a model dbt cannot compile is only "skipped" by sqlfluff, so that fails the lint here.
+	@mkdir -p $(COSTWATCH_HOME)
+	@set -o pipefail; $(BIN)/costwatch db env --exec $(BIN)/sqlfluff lint dbt_project \
+		2>&1 | tee $(COSTWATCH_HOME)/sqlfluff.log
+	@! grep -q "^WARNING *Skipped file .*dbt raised" $(COSTWATCH_HOME)/sqlfluff.log \
+		|| { echo "sqlfluff: a model did not compile (above), so it was not linted"; exit 1; }
 
 fix: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

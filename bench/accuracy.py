@@ -1179,7 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.name:44} {r.kind:20} onset {r.onset or '-'}")
         return 0
 
-    from orchestration.core.database import EmbeddedPostgres, configured_url, url_for_database
+    from orchestration.core.database import url_for_database
+    from orchestration.core.embedded import EmbeddedPostgres, configured_url
     from orchestration.core.settings import dbt_vars
 
     variables = dbt_vars()

@@ -25,12 +25,8 @@ from pathlib import Path
 
 import psutil
 
-from orchestration.core.database import (
-    EmbeddedPostgres,
-    configured_url,
-    connect,
-    url_for_database,
-)
+from orchestration.core.database import connect, url_for_database
+from orchestration.core.embedded import EmbeddedPostgres, configured_url
 from orchestration.core.schema import init_database
 from orchestration.runbook.seed import default_end, seed
 

@@ -31,14 +31,8 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 
-from orchestration.core.database import (
-    DatabaseError,
-    configured_url,
-    connect,
-    costwatch_home,
-    database_url,
-    first_line,
-)
+from orchestration.core.database import DatabaseError, connect, costwatch_home, first_line
+from orchestration.core.embedded import configured_url, database_url
 
 DAGSTER_SCHEMA = "dagster"
 STORAGE_URL_ENV = "COSTWATCH_DAGSTER_STORAGE_URL"

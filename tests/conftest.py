@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.core.database import EmbeddedPostgres, connect, url_for_database
+from orchestration.core.database import connect, url_for_database
 from orchestration.core.dbt_seeds import unchanged_seeds
+from orchestration.core.embedded import EmbeddedPostgres
 from orchestration.core.schema import init_database
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.core.database import EmbeddedPostgres
+from orchestration.core.embedded import EmbeddedPostgres
 from orchestration.core.schema import init_database
 from tests.conftest import PROJECT_ROOT, query, run_costwatch
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import psycopg
 
-from orchestration.pipeline import PASS_LOCK_KEY, drop_dbt_leftovers
+from orchestration.core.dbt_leftovers import drop_dbt_leftovers
+from orchestration.core.locks import PASS_LOCK_KEY
 from tests.test_faults_support import leftover_relations
 
 SCRATCH = ["marts.cost_hourly__dbt_backup", "staging.stg_x__dbt_tmp"]

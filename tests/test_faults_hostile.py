@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from orchestration.core.formatting import code_safe, escape_md
-from orchestration.runbook.incidents import engine, payloads
+from orchestration.runbook.incidents import engine, findings, payloads
 from orchestration.runbook.incidents.settings import IncidentSettings
 from orchestration.runbook.seed import seed
 from tests.conftest import PROJECT_ROOT, costwatch_env, query, run_costwatch
@@ -233,7 +233,7 @@ def test_error_lines_hold_no_secret(db_url: str, tmp_path: Path) -> None:
 
 
 def test_a_100kb_name_keeps_every_alert_within_its_channels_limits() -> None:
-    detail = payloads.root_cause_detail(
+    detail = findings.root_cause_detail(
         {"cause": "tool_retry_storm", "tool_name": BIG, "contribution_usd": 5}, 10
     )
     assert len(detail) < 400 and detail.startswith("tool_retry_storm (tool_name=<b>big</b>xx")

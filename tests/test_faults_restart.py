@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.core.database import EmbeddedPostgres
+from orchestration.core.embedded import EmbeddedPostgres
 from orchestration.core.schema import init_database
 from orchestration.runbook.seed import seed
 from tests.conftest import COSTWATCH, PROJECT_ROOT, costwatch_env, run_costwatch

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestration.runbook.incidents import payloads
+from orchestration.runbook.incidents import findings, payloads, retry, severity
 from orchestration.runbook.incidents.channels import check_url
 from orchestration.runbook.incidents.settings import IncidentSettings
 
@@ -19,38 +19,38 @@ INCIDENT = {
     "root_cause_detail": "hidden_recompute (trigger_type=auto_save) explains $80.00 of $100.00",
     "excess_cost_usd": 100.0,
     "pct_above_baseline": 1.5,
-    "mitigation_recommended": payloads.mitigation_for("hidden_recompute", trigger_type="auto_save"),
+    "mitigation_recommended": findings.mitigation_for("hidden_recompute", trigger_type="auto_save"),
 }
 
 
 @pytest.mark.parametrize(
-    ("excess", "severity"),
+    ("excess", "expected"),
     [(None, "low"), (0, "low"), (24.99, "low"), (25, "medium"), (100, "high"), (500, "critical")],
 )
-def test_severity_from_excess_cost(excess, severity):
-    assert payloads.severity_for(excess) == severity
+def test_severity_from_excess_cost(excess, expected):
+    assert severity.severity_for(excess) == expected
 
 
 @pytest.mark.parametrize(
-    ("excess", "pct", "severity"),
+    ("excess", "pct", "expected"),
     [(2.42, 0.3, "low"), (2.42, 0.78, "medium"), (2.0, 1.2, "high"), (5, 3.5, "critical"),
      (150, 0.3, "high"), (0, 5.0, "low")],
 )  # fmt: skip
-def test_severity_is_the_higher_of_usd_and_relative_excess(excess, pct, severity):
-    assert payloads.severity_for(excess, pct) == severity
+def test_severity_is_the_higher_of_usd_and_relative_excess(excess, pct, expected):
+    assert severity.severity_for(excess, pct) == expected
 
 
 def test_each_cause_gets_the_runbooks_fix_with_its_config():
-    assert "AUTO_SAVE_INTERVAL_MS = 30000" in payloads.mitigation_for("hidden_recompute")
-    assert "UNDO_RATE_LIMIT" in payloads.mitigation_for("hidden_recompute", trigger_type="undo")
-    assert "MAX_CONTEXT_MESSAGES = 10" in payloads.mitigation_for("context_bloat")
-    tool = payloads.mitigation_for("tool_retry_storm", tool_name="web_search")
+    assert "AUTO_SAVE_INTERVAL_MS = 30000" in findings.mitigation_for("hidden_recompute")
+    assert "UNDO_RATE_LIMIT" in findings.mitigation_for("hidden_recompute", trigger_type="undo")
+    assert "MAX_CONTEXT_MESSAGES = 10" in findings.mitigation_for("context_bloat")
+    tool = findings.mitigation_for("tool_retry_storm", tool_name="web_search")
     assert "MAX_TOOL_RETRIES = 2" in tool and "@circuit" in tool and "web_search" in tool
-    feature = payloads.mitigation_for("feature_concentration", feature="summarize")
+    feature = findings.mitigation_for("feature_concentration", feature="summarize")
     assert 'FEATURE_FLAGS.get("summarize_throttle")' in feature
-    assert "gpt-x" in payloads.mitigation_for("output_growth", model="gpt-x")
-    assert "rate limit" in payloads.mitigation_for("traffic_increase")
-    assert payloads.mitigation_for("mystery", fallback="do X") == "do X"
+    assert "gpt-x" in findings.mitigation_for("output_growth", model="gpt-x")
+    assert "rate limit" in findings.mitigation_for("traffic_increase")
+    assert findings.mitigation_for("mystery", fallback="do X") == "do X"
 
 
 def test_webhook_payload_is_the_contracts_json():
@@ -85,17 +85,17 @@ def test_pagerduty_trigger_and_resolve_share_the_dedup_key():
 
 
 def test_backoff_doubles_from_30_seconds_and_caps_at_an_hour():
-    assert [payloads.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
-    assert payloads.backoff(50) == timedelta(hours=1)
+    assert [retry.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert retry.backoff(50) == timedelta(hours=1)
 
 
 def test_retry_policy():
-    assert payloads.is_retryable(None, 1)  # timeout, connection refused
-    assert payloads.is_retryable(503, 1)
-    assert payloads.is_retryable(429, 1)
-    assert not payloads.is_retryable(404, 1)
-    assert not payloads.is_retryable(400, 1)
-    assert not payloads.is_retryable(500, payloads.MAX_ATTEMPTS)
+    assert retry.is_retryable(None, 1)  # timeout, connection refused
+    assert retry.is_retryable(503, 1)
+    assert retry.is_retryable(429, 1)
+    assert not retry.is_retryable(404, 1)
+    assert not retry.is_retryable(400, 1)
+    assert not retry.is_retryable(500, retry.MAX_ATTEMPTS)
 
 
 def test_secrets_are_redacted_from_error_lines():
@@ -105,7 +105,7 @@ def test_secrets_are_redacted_from_error_lines():
         "url: /services/T0/B0/XyZsecret"
         " key routingkey123 and http://user:pw@other.example:8080/path?token=abc"
     )
-    out = payloads.redact_secrets(text, secrets)
+    out = retry.redact_secrets(text, secrets)
     for leaked in ("XyZsecret", "routingkey123", "token=abc", "pw@"):
         assert leaked not in out
     assert "other.example:8080" in out
@@ -121,7 +121,7 @@ def test_report_summary_has_cause_fix_and_evidence():
         "rank": 1, "cause": "hidden_recompute", "trigger_type": "auto_save",
         "contribution_usd": 80, "evidence": {"hidden_ratio": {"spike": 0.61, "baseline": 0.12}},
     }  # fmt: skip
-    report = payloads.summary_report(INCIDENT, spike, [diagnosis])
+    report = findings.summary_report(INCIDENT, spike, [diagnosis])
     assert "hidden_ratio.spike: 0.61" in report
     assert "AUTO_SAVE_INTERVAL_MS" in report and "$100.00 excess" in report
 
@@ -157,20 +157,20 @@ def test_bad_urls_get_one_line_naming_the_variable():
 
 def test_severity_thresholds_are_a_setting():
     settings = IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "1,5,10"})
-    assert payloads.severity_for(2.42, 0.1, settings.severity_thresholds_usd) == "medium"
-    assert payloads.severity_for(12, 0.1, settings.severity_thresholds_usd) == "critical"
+    assert severity.severity_for(2.42, 0.1, settings.severity_thresholds_usd) == "medium"
+    assert severity.severity_for(12, 0.1, settings.severity_thresholds_usd) == "critical"
     bad = IncidentSettings.from_env({"COSTWATCH_SEVERITY_USD": "10,5"})
-    assert bad.severity_thresholds_usd == payloads.SEVERITY_THRESHOLDS_USD
+    assert bad.severity_thresholds_usd == severity.SEVERITY_THRESHOLDS_USD
     assert bad.problems[0].startswith("COSTWATCH_SEVERITY_USD:")
 
 
 def test_detail_quotes_one_excess_figure_and_never_more_than_all_of_it():
     """The spike's excess is the only dollar figure; the cause's part is dbt's share of it."""
     diagnosis = {"cause": "context_bloat", "contribution_usd": 3.19}
-    detail = payloads.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 0.9}}, 2.42)
+    detail = findings.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 0.9}}, 2.42)
     assert detail == "context_bloat explains 90% of the $2.42 excess cost"
     assert "$3.19" not in detail
-    over = payloads.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 1.3}}, 2.42)
+    over = findings.root_cause_detail({**diagnosis, "evidence": {"share_of_excess": 1.3}}, 2.42)
     assert over == "context_bloat explains all of the $2.42 excess cost"
 
 
@@ -187,7 +187,7 @@ def test_detail_quotes_the_key_number_and_the_change_before_the_spike():
             "share_of_excess": 0.8,
         },
     }  # fmt: skip
-    assert payloads.root_cause_detail(diagnosis, 50) == (
+    assert findings.root_cause_detail(diagnosis, 50) == (
         "tool_retry_storm (tool_name=web_search): web_search failure rate 2.0% -> 40.0%; "
         "explains 80% of the $50.00 excess cost; after deploy at 2026-11-21 08:38: "
         "search client v2"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from orchestration.cli import build_parser
 from orchestration.core.dbt_log import dbt_summary
-from orchestration.runbook.incidents import payloads
+from orchestration.runbook.incidents import findings, payloads
 from orchestration.runbook.triage import catalogue
 from orchestration.runbook.triage.summary import summary_from_markdown, summary_lines
 
@@ -106,7 +106,7 @@ def test_catalogue_is_the_only_wording_of_the_fix() -> None:
         "feature_concentration", "tool_retry_storm",
     }  # fmt: skip
     for cause in rows:
-        assert payloads.mitigation_for(cause) == catalogue.fix(cause)
+        assert findings.mitigation_for(cause) == catalogue.fix(cause)
     fix = catalogue.fix("tool_retry_storm", "web`search\nx")
     assert "`web'search x`" in fix and fix.count("```") == 2
 

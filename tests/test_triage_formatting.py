@@ -18,7 +18,7 @@ from orchestration.core.formatting import (
     signed_money,
     table,
 )
-from orchestration.runbook.incidents import payloads
+from orchestration.runbook.incidents import findings, payloads
 from orchestration.runbook.triage import sections as s
 from orchestration.runbook.triage.chart import PNG_MAGIC, render_chart
 from orchestration.runbook.triage.queries import TriageData
@@ -83,7 +83,7 @@ def test_slack_message_escapes_names_from_the_data() -> None:
         "root_cause_detail": f"feature_concentration (feature={HOSTILE_FEATURE}) explains $3",
         "excess_cost_usd": 3.2,
         "pct_above_baseline": 0.8,
-        "mitigation_recommended": payloads.mitigation_for(
+        "mitigation_recommended": findings.mitigation_for(
             "feature_concentration", feature=HOSTILE_FEATURE
         ),
     }

@@ -25,9 +25,16 @@
     )
 {%- endmacro %}
 
+{#- Only a run or a build writes the logs: `dbt compile`, `dbt show` and sqlfluff's dbt templater
+    (`make lint`, which compiles every model) leave them alone, so compiling never changes what
+    the next pass rebuilds. -#}
+{% macro writes_checked_windows() -%}
+    {{ return(execute and flags.WHICH in ('run', 'build')) }}
+{%- endmacro %}
+
 {#- Staging: log that `this` re-checked from `since` (a timestamptz literal). -#}
 {% macro log_checked_window(since) -%}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- if not writes_checked_windows() -%}{{ return('') }}{%- endif -%}
     {%- set statement -%}
         insert into staging.dbt_checked_windows (model, since) values ('{{ this.name }}', {{ since }});
         delete from staging.dbt_checked_windows
@@ -43,7 +50,7 @@
     `staging_model` re-checked since this model last looked; `grain` 'day' widens the start to
     its UTC day. None (a full build) stays none, and records the log as consumed. -#}
 {% macro checked_window_cutoff(cutoff, staging_model, grain='hour') -%}
-    {%- if not execute -%}{{ return(cutoff) }}{%- endif -%}
+    {%- if not writes_checked_windows() -%}{{ return(cutoff) }}{%- endif -%}
     {%- set since = "min(since)" if grain == 'hour' else day_start(day_bucket("min(since)")) -%}
     {%- set query -%}
         with

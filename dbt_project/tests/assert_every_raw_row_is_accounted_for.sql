@@ -6,10 +6,14 @@
 with
 
 raw_counts as (
-    select 'inference_events' as source, count(*) as raw_rows
+    select
+        'inference_events' as source,
+        count(*) as raw_rows
     from {{ source('raw', 'inference_events') }}
     union all
-    select 'tool_calls' as source, count(*) as raw_rows
+    select
+        'tool_calls' as source,
+        count(*) as raw_rows
     from {{ source('raw', 'tool_calls') }}
 ),
 

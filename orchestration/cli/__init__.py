@@ -16,7 +16,8 @@ import psycopg
 
 from orchestration.cli import db, incidents, ingest, run, seed
 from orchestration.cli.common import CostwatchError, Parser, positive_int
-from orchestration.core.database import DatabaseError, EmbeddedPostgres, configured_url, first_line
+from orchestration.core.database import DatabaseError, first_line
+from orchestration.core.embedded import EmbeddedPostgres, configured_url
 
 __all__ = ["CostwatchError", "build_parser", "main"]
 

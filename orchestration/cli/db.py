@@ -9,14 +9,8 @@ import sys
 from pathlib import Path
 
 from orchestration.cli.common import CostwatchError, Parser, console
-from orchestration.core.database import (
-    EmbeddedPostgres,
-    configured_url,
-    connect,
-    database_url,
-    dbt_env,
-    redact,
-)
+from orchestration.core.database import connect, dbt_env, redact
+from orchestration.core.embedded import EmbeddedPostgres, configured_url, database_url
 from orchestration.core.schema import grant_analyst, init_database
 
 # The `db` commands that start the embedded PostgreSQL when it is not running.

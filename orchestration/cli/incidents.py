@@ -14,7 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.common import Parser, positive_int
-from orchestration.core.database import connect, database_url
+from orchestration.core.database import connect
+from orchestration.core.embedded import database_url
 from orchestration.core.formatting import strip_control
 from orchestration.runbook.incidents import alert_store, delivery, engine, store
 from orchestration.runbook.incidents.settings import IncidentSettings

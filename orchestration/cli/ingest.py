@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestration.core.database import database_url
+from orchestration.core.embedded import database_url
 from orchestration.runbook.ingest import files, prices
 from orchestration.runbook.ingest.receiver import MAX_BODY_BYTES, Receiver, ReceiverError
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from orchestration.cli.common import CostwatchError, console
-from orchestration.core.database import database_url
+from orchestration.core.embedded import database_url
 from orchestration.runbook.triage.report import summary_markdown, triage_markdown
 
 

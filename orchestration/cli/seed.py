@@ -11,7 +11,8 @@ from orchestration.cli.common import (
     parse_timestamp,
     positive_int,
 )
-from orchestration.core.database import connect, database_url
+from orchestration.core.database import connect
+from orchestration.core.embedded import database_url
 from orchestration.runbook import seed as seeding
 from orchestration.runbook.seed.shape import WEEKEND_LEVEL
 

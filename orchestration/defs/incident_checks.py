@@ -11,7 +11,7 @@ from orchestration.core.database import connect
 from orchestration.core.formatting import money, pct
 from orchestration.defs.incidents import COST_SPIKES, INCIDENTS, SPIKE_DIAGNOSIS
 from orchestration.defs.resources import PostgresResource
-from orchestration.runbook.incidents import lifecycle, payloads, store
+from orchestration.runbook.incidents import findings, store, transitions
 
 SPIKE_CHECK_NAME = "no_sustained_spike_open"
 
@@ -44,7 +44,7 @@ def open_spike_check(url: str) -> dg.AssetCheckResult:
         rows = [
             row
             for row in store.fetch_dicts(conn, _OPEN_SPIKES)
-            if row["is_ongoing"] or not lifecycle.back_under_threshold(conn, row["spike_start"])
+            if row["is_ongoing"] or not transitions.back_under_threshold(conn, row["spike_start"])
         ]
     if not rows:
         return dg.AssetCheckResult(
@@ -54,7 +54,7 @@ def open_spike_check(url: str) -> dg.AssetCheckResult:
             description="no sustained cost spike open",
         )
     top = rows[0]
-    detail = payloads.root_cause_detail(top, top["excess_cost_usd"]) if top["cause"] else None
+    detail = findings.root_cause_detail(top, top["excess_cost_usd"]) if top["cause"] else None
     metadata: dict[str, Any] = {
         "open_spikes": len(rows),
         "spike_id": top["spike_id"],

@@ -16,14 +16,8 @@ from pathlib import Path
 import msgpack
 from dagster_dbt import DbtProject
 
-from orchestration.core.database import (
-    PROJECT_ROOT,
-    DatabaseError,
-    EmbeddedPostgres,
-    configured_url,
-    dbt_env,
-    first_line,
-)
+from orchestration.core.database import PROJECT_ROOT, DatabaseError, dbt_env, first_line
+from orchestration.core.embedded import EmbeddedPostgres, configured_url
 from orchestration.core.settings import dbt_vars
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

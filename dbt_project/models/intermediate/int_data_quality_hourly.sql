@@ -12,7 +12,10 @@
 {%- set cutoff = none %}
 {%- if execute and is_incremental() %}
     {%- set query %}
-        select coalesce((min(newest) - interval '{{ var("late_event_lookback_hours") | int }} hours')::text, '-infinity')
+        select coalesce(
+            (min(newest) - interval '{{ var("late_event_lookback_hours") | int }} hours')::text,
+            '-infinity'
+        )
         from (
             select max(load_hour) as newest
             from {{ this }}
@@ -102,8 +105,8 @@ final as (
     from raw_counts
     full outer join verdicts
         on
-            raw_counts.source = verdicts.source
-            and raw_counts.load_hour = verdicts.load_hour
+        raw_counts.source = verdicts.source
+        and raw_counts.load_hour = verdicts.load_hour
 )
 
 select * from final

@@ -150,14 +150,12 @@ hourly as (
         / sum(windows.weight) filter (where windows.period = 'baseline') as unique_users_before,
         avg(distributions.unique_users) filter (where windows.period = 'spike')
             as unique_users_after,
-        sum(windows.weight * distributions.p95_input_tokens)
-            filter (where windows.period = 'baseline')
+        sum(windows.weight * distributions.p95_input_tokens) filter (where windows.period = 'baseline')
         / sum(windows.weight) filter (where windows.period = 'baseline')
             as p95_input_tokens_before,
         avg(distributions.p95_input_tokens) filter (where windows.period = 'spike')
             as p95_input_tokens_after,
-        sum(windows.weight * distributions.p95_output_tokens)
-            filter (where windows.period = 'baseline')
+        sum(windows.weight * distributions.p95_output_tokens) filter (where windows.period = 'baseline')
         / sum(windows.weight) filter (where windows.period = 'baseline')
             as p95_output_tokens_before,
         avg(distributions.p95_output_tokens) filter (where windows.period = 'spike')

@@ -89,18 +89,18 @@ priced as (
     from typed
     left join prices as by_provider
         on
-            typed.source_cost_usd is null
-            and typed.price_model = by_provider.model
-            and typed.price_provider = by_provider.provider
-            and typed.created_at >= by_provider.effective_from
-            and typed.created_at < by_provider.effective_to
+        typed.source_cost_usd is null
+        and typed.price_model = by_provider.model
+        and typed.price_provider = by_provider.provider
+        and typed.created_at >= by_provider.effective_from
+        and typed.created_at < by_provider.effective_to
     left join prices as by_default
         on
-            typed.source_cost_usd is null
-            and typed.price_model = by_default.model
-            and by_default.is_default
-            and typed.created_at >= by_default.effective_from
-            and typed.created_at < by_default.effective_to
+        typed.source_cost_usd is null
+        and typed.price_model = by_default.model
+        and by_default.is_default
+        and typed.created_at >= by_default.effective_from
+        and typed.created_at < by_default.effective_to
 ),
 
 costed as (

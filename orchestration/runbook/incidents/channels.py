@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestration.runbook.incidents.payloads import is_retryable, redact_secrets
+from orchestration.runbook.incidents.retry import is_retryable, redact_secrets
 from orchestration.runbook.incidents.settings import CHANNEL_VARIABLES, IncidentSettings
 
 EXTERNAL_CHANNELS = ("webhook", "slack", "pagerduty", "leadership_slack", "leadership_webhook")

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from orchestration.core.database import first_line
-from orchestration.runbook.incidents import alert_store, channels, payloads, store
+from orchestration.runbook.incidents import alert_store, channels, payloads, retry, severity, store
 from orchestration.runbook.incidents.settings import IncidentSettings
 
 _log = logging.getLogger("costwatch.incidents")
@@ -57,7 +57,7 @@ def queue_incident_alerts(
     if incident is None:
         return
     messages = payloads.incident_payloads(incident, kind)
-    key = payloads.incident_dedup_key(incident)
+    key = severity.incident_dedup_key(incident)
     cycle = incident.get("alert_cycle") or 0
     targets = alert_channels(kind, settings)
     if kind == "follow_up" and incident.get("follow_up_result") == "fixed":
@@ -85,9 +85,9 @@ def queue_pipeline_failed(
     run_id: str | None,
 ) -> None:
     """A `pipeline_failed` alert on every channel (once an hour per channel)."""
-    error = payloads.redact_secrets(first_line(error), settings.secrets)
+    error = retry.redact_secrets(first_line(error), settings.secrets)
     messages = payloads.pipeline_failed_payloads(error, now, run_id)
-    key = payloads.pipeline_dedup_key(now)
+    key = severity.pipeline_dedup_key(now)
     for channel in ("log", *settings.channels):
         alert_store.queue_alert(
             conn,
@@ -121,7 +121,7 @@ def deliver_due(
             if not settings.configured(alert["channel"]):
                 counts.skipped += 1
                 continue
-            lease = payloads.backoff(alert["attempts"] + 1)
+            lease = retry.backoff(alert["attempts"] + 1)
             attempts = alert_store.claim(conn, alert["alert_id"], now, lease)
             if attempts is None:
                 continue  # another process is delivering it
@@ -144,8 +144,8 @@ def _attempt(
         result = channels.Delivery(ok=True)
     else:
         result = channels.deliver(channel, alert["payload"], settings)
-    retry = result.retryable(attempts)
-    error = payloads.redact_secrets(result.error, settings.secrets) if result.error else None
+    retryable = result.retryable(attempts)
+    error = retry.redact_secrets(result.error, settings.secrets) if result.error else None
     alert_store.record_attempt(
         conn,
         alert["alert_id"],
@@ -153,8 +153,8 @@ def _attempt(
         now=now,
         http_status=result.http_status,
         error=error,
-        retryable=retry,
-        next_attempt_at=now + payloads.backoff(attempts) if retry else None,
+        retryable=retryable,
+        next_attempt_at=now + retry.backoff(attempts) if retryable else None,
     )
     what = f"alert {alert['alert_id']} ({channel} {alert['kind']})"
     if result.ok:
@@ -162,7 +162,7 @@ def _attempt(
         on_call = channel in settings.channels or (channel == "log" and not settings.channels)
         if alert["kind"] in ("opened", "reopened") and alert["incident_id"] and on_call:
             alert_store.set_alert_created(conn, alert["incident_id"])
-    elif retry:
+    elif retryable:
         counts.failed += 1
         log.warning(f"{what} failed, attempt {attempts}, retry later: {error}")
     else:

@@ -31,6 +31,7 @@ from orchestration.runbook.incidents import (
     follow_up,
     lifecycle,
     store,
+    transitions,
 )
 from orchestration.runbook.incidents.settings import IncidentSettings
 from orchestration.runbook.incidents.tick_report import TickReport
@@ -41,7 +42,7 @@ LOCK_WAIT_SECONDS = 30.0
 _log = logging.getLogger("costwatch.incidents")
 
 # Kept for callers of the old module layout.
-back_under_threshold = lifecycle.back_under_threshold
+back_under_threshold = transitions.back_under_threshold
 
 
 def tick(

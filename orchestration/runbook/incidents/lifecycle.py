@@ -13,13 +13,18 @@ from typing import Any
 
 import psycopg
 
-from orchestration.runbook.incidents import delivery, payloads, store
+from orchestration.runbook.incidents import delivery, findings, store
 from orchestration.runbook.incidents.settings import IncidentSettings
+from orchestration.runbook.incidents.severity import dedup_key, severity_for
 from orchestration.runbook.incidents.tick_report import TickReport
+from orchestration.runbook.incidents.transitions import (
+    RESOLVE_AFTER_HOURS,
+    back_under_threshold,
+    should_escalate,
+)
 from orchestration.runbook.triage.report import incident_report as triage_report
 
 FOLLOW_UP = timedelta(hours=24)
-RESOLVE_AFTER_HOURS = 2
 # A spike starting this soon after its incident was resolved reopens it instead of paging anew.
 PAST_SPIKE = "costwatch (past spike)"
 
@@ -34,9 +39,9 @@ def incident_values(
     settings = settings or IncidentSettings()
     values = {
         "spike_id": spike["spike_id"],
-        "dedup_key": payloads.dedup_key(spike["spike_id"]),
+        "dedup_key": dedup_key(spike["spike_id"]),
         "status": "open",
-        "severity": payloads.severity_for(
+        "severity": severity_for(
             spike.get("excess_cost_usd"),
             spike.get("pct_above_baseline"),
             settings.severity_thresholds_usd,
@@ -60,10 +65,10 @@ def cause_values(
     root = diagnoses[0] if diagnoses else {}
     return {
         "root_cause": root.get("cause") or "undiagnosed",
-        "root_cause_detail": payloads.root_cause_detail(root, spike.get("excess_cost_usd"))
+        "root_cause_detail": findings.root_cause_detail(root, spike.get("excess_cost_usd"))
         if root
         else "no cause found in marts.spike_diagnosis: work the runbook by hand",
-        "mitigation_recommended": payloads.mitigation_for(
+        "mitigation_recommended": findings.mitigation_for(
             root.get("cause"),
             feature=root.get("feature"),
             tool_name=root.get("tool_name"),
@@ -84,7 +89,7 @@ def incident_report(
     cannot be built, so a report never stops an incident from opening)."""
     report = triage_report(conn, spike["spike_id"], incident)
     if report is None:
-        return payloads.summary_report(incident, spike, diagnoses), None
+        return findings.summary_report(incident, spike, diagnoses), None
     return report.markdown, report.chart_png
 
 
@@ -199,7 +204,7 @@ def _follow(
             delivery.queue_incident_alerts(conn, incident_id, "reopened", now, settings)
             refresh_report(conn, incident_id, spike)
         return
-    severity = payloads.severity_for(
+    severity = severity_for(
         spike.get("excess_cost_usd"),
         spike.get("pct_above_baseline"),
         settings.severity_thresholds_usd,
@@ -294,50 +299,3 @@ def _advance(
         )
         delivery.queue_incident_alerts(conn, incident_id, "escalated", now, settings)
         refresh_report(conn, incident_id)
-
-
-def back_under_threshold(conn: psycopg.Connection, spike_start: datetime) -> bool:
-    """Whether a spike is over: what resolves its incident, and what the asset check asks."""
-    hours = store.complete_hours(conn, limit=RESOLVE_AFTER_HOURS, since=spike_start)
-    return quiet_hours(hours)
-
-
-def quiet_hours(hours: list[dict[str, Any]]) -> bool:
-    """The two newest complete hours since the spike began are consecutive and not spike hours."""
-    if len(hours) < RESOLVE_AFTER_HOURS:
-        return False
-    if any(h["is_spike_hour"] for h in hours):
-        return False
-    return hours[0]["hour"] - hours[-1]["hour"] == timedelta(hours=RESOLVE_AFTER_HOURS - 1)
-
-
-def should_escalate(
-    conn: psycopg.Connection, incident: dict[str, Any], settings: IncidentSettings, now: datetime
-) -> bool:
-    """Open past the limit, not acknowledged, and the cost still rising: the newest complete
-    hour (newer than when it opened) is a spike hour costing more than the hour before, or its
-    excess is no lower than when the incident opened."""
-    if not settings.escalation_enabled or incident["escalated_at"] is not None:
-        return False
-    if incident.get("acknowledged_at") is not None:
-        return False
-    since = incident.get("reopened_at") or incident["opened_at"]
-    if now - since < timedelta(minutes=settings.escalate_after_minutes):
-        return False
-    hours = store.complete_hours(conn, limit=2)
-    if not hours or not hours[0]["is_spike_hour"]:
-        return False
-    newest = hours[0]
-    if incident["opened_hour"] is not None and newest["hour"] <= incident["opened_hour"]:
-        return False  # no new complete hour since it opened: no evidence either way
-    rising = len(hours) == 2 and float(newest["total_cost_usd"] or 0) > float(
-        hours[1]["total_cost_usd"] or 0
-    )
-    newest_excess = store.excess(newest)
-    opened_excess = incident["opened_hour_excess_usd"]
-    not_receding = (
-        newest_excess is not None
-        and opened_excess is not None
-        and newest_excess >= float(opened_excess)
-    )
-    return rising or not_receding

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestration.core.settings import setting_problems
-from orchestration.runbook.incidents.payloads import (
+from orchestration.runbook.incidents.severity import (
     SEVERITY_THRESHOLDS_USD,
     parse_severity_thresholds,
 )

@@ -25,7 +25,8 @@ from pathlib import Path
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from rich.console import Console
 
-from orchestration.core.database import connect, database_url
+from orchestration.core.database import connect
+from orchestration.core.embedded import database_url
 from orchestration.runbook.ingest.sender import SpanFactory, export_all
 from orchestration.runbook.seed import DEFAULT_EVENTS_PER_HOUR, generate, rows
 from orchestration.runbook.seed.timeline import default_end

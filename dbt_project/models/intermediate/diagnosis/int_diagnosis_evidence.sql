@@ -170,7 +170,7 @@ recent_changes as (
     from spikes
     inner join change_events
         on change_events.changed_at >= spikes.spike_start - interval '24 hours'
-        and change_events.changed_at < spikes.spike_start
+        and spikes.spike_start > change_events.changed_at
     group by spikes.spike_id
 ),
 
@@ -200,12 +200,16 @@ evidence as (
                 'totals.cost_before_usd / nullif(totals.requests_before, 0)',
                 'totals.cost_after_usd / nullif(totals.requests_after, 0)', 8) }},
             'volume_effect_usd', round(
-                ((totals.requests_after - totals.requests_before)
-                * totals.cost_before_usd / nullif(totals.requests_before, 0))::numeric, 6
+                (
+                    (totals.requests_after - totals.requests_before)
+                    * totals.cost_before_usd / nullif(totals.requests_before, 0)
+                )::numeric, 6
             ),
             'rate_effect_usd', round(
-                (totals.cost_after_usd - totals.requests_after
-                * totals.cost_before_usd / nullif(totals.requests_before, 0))::numeric, 6
+                (
+                    totals.cost_after_usd - totals.requests_after
+                    * totals.cost_before_usd / nullif(totals.requests_before, 0)
+                )::numeric, 6
             ),
             'hidden_ratio', {{ diagnosis_before_after(
                 'totals.hidden_ratio_before', 'totals.hidden_ratio_after') }},

@@ -186,160 +186,177 @@ walk (
     from walk
     inner join hours as next_hour
         on walk.hour_index + 1 = next_hour.hour_index
-    cross join lateral (
-        select next_hour.day_of_week = any({{ weekend }}) as is_weekend
-    ) as day_type
-    cross join lateral (
-        -- the profile's observations: the same hour of day on the last `days` earlier days of
-        -- the same day type that hold one (d days back is ISO weekday ((dow - 1 - d) mod 7) + 1)
-        select
-            percentile_cont(0.5) within group (order by same_hours.normalized_cost)
-                as profile_usd,
-            count(*) as baseline_observations,
-            percentile_cont(0.5) within group (order by same_hours.normalized_variance)
-                as normalized_variance_usd2
-        from (
+    -- Each step of the walk computes its hour from the row before it: `cross join lateral`
+    -- subqueries read that row (`walk.*`), which no CTE can, hence no structure.subquery here.
+    -- noqa: disable=ST05
+    cross join
+        lateral (
+            select next_hour.day_of_week = any({{ weekend }}) as is_weekend
+        ) as day_type
+    cross join
+        lateral (
+            -- the profile's observations: the same hour of day on the last `days` earlier days of
+            -- the same day type that hold one (d days back is ISO weekday ((dow - 1 - d) mod 7) + 1)
             select
-                walk.history[{{ span + 1 }} - 24 * days_back.n] as normalized_cost,
-                walk.noise_history[{{ span + 1 }} - 24 * days_back.n] as normalized_variance
-            from generate_series(1, {{ lookback_days }}) as days_back (n)
-            where
-                (((next_hour.day_of_week - 1 - days_back.n) % 7 + 7) % 7 + 1 = any({{ weekend }}))
-                = day_type.is_weekend
-                and walk.history[{{ span + 1 }} - 24 * days_back.n] is not null
-            order by days_back.n
-            limit {{ days }}
-        ) as same_hours
-    ) as observed
-    cross join lateral (
-        select
-            case
-                when observed.baseline_observations >= {{ var('spike_min_baseline_observations') }}
-                    then observed.profile_usd
-            end as baseline_profile_usd
-    ) as profile
-    cross join lateral (
-        -- the level: median cost / profile of the last usable hours, stopping at the current
-        -- run of hours above the threshold while no spike is confirmed
-        select
-            percentile_cont(0.5) within group (order by recent.ratio) as level_estimate,
-            count(*) as level_samples
-        from (
-            select ratios.ratio
-            from unnest(
-                walk.ratio_history[
-                    1:{{ level_span }} - case
-                        when walk.in_spike then 0
-                        else least(walk.lead_hours, {{ level_guard_hours }})
-                    end
-                ]
-            ) with ordinality as ratios (ratio, position)
-            where ratios.ratio is not null
-            order by ratios.position desc
-            limit {{ level_hours }}
-        ) as recent
-    ) as level_window
-    cross join lateral (
-        select
-            case
-                when
-                    level_window.level_samples >= {{ level_min_hours }}
-                    and level_window.level_estimate > 0
-                    then level_window.level_estimate
-                else walk.baseline_level
-            end as baseline_level,
-            case
-                when
-                    level_window.level_samples >= {{ level_min_hours }}
-                    and level_window.level_estimate > 0
-                    then level_window.level_samples
-                else 0
-            end as level_observations
-    ) as level
-    cross join lateral (
-        select
-            profile.baseline_profile_usd * level.baseline_level as baseline_cost_usd,
-            sqrt(observed.normalized_variance_usd2) * level.baseline_level
-                as baseline_std_error_usd
-    ) as usable
-    cross join lateral (
-        select
-            greatest(
-                {{ var('spike_min_excess_usd') }}::float8,
-                {{ var('spike_noise_sigmas') }}::float8 * usable.baseline_std_error_usd
-                * sqrt(
-                    1 + pi() / (2 * nullif(observed.baseline_observations, 0))
-                    + coalesce(pi() / (2 * nullif(level.level_observations, 0)), 0)
-                )
-            ) as noise_floor_usd
-    ) as noise
-    cross join lateral (
-        select
-            next_hour.is_complete and next_hour.has_data as is_observation,
-            next_hour.total_cost_usd::float8 as cost_usd,
-            next_hour.total_cost_usd::float8 - usable.baseline_cost_usd as excess_usd
-    ) as hour_cost
-    cross join lateral (
-        select
-            coalesce(
-                hour_cost.is_observation
-                and hour_cost.cost_usd > usable.baseline_cost_usd * (1 + {{ pct }}),
-                false
-            ) as is_above
-    ) as above
-    cross join lateral (
-        select
-            above.is_above and hour_cost.excess_usd > noise.noise_floor_usd as is_spike_hour,
-            above.is_above
-            and hour_cost.excess_usd
-            > {{ var('spike_lead_noise_share') }}::float8 * noise.noise_floor_usd as is_lead,
-            above.is_above
-            and hour_cost.excess_usd > noise.noise_floor_usd
-            and hour_cost.cost_usd
-            >= usable.baseline_cost_usd * (1 + {{ var('spike_severe_pct') }}::float8)
-            and hour_cost.excess_usd
-            > {{ var('spike_severe_noise_factor') }}::float8 * noise.noise_floor_usd as is_severe
-    ) as comparison
-    cross join lateral (
-        select
-            case
-                when hour_cost.is_observation then hour_cost.cost_usd / level.baseline_level
-            end as normalized_cost,
-            case
-                when hour_cost.is_observation
-                    then next_hour.cost_variance_usd2 / (level.baseline_level ^ 2)
-            end as normalized_variance,
-            case
-                when hour_cost.is_observation
-                    then hour_cost.cost_usd / nullif(profile.baseline_profile_usd, 0)
-            end as ratio
-    ) as observation
-    cross join lateral (
-        select
-            case when comparison.is_spike_hour then walk.spike_run_hours + 1 else 0 end
-                as spike_run_hours,
-            case when comparison.is_severe then walk.severe_run_hours + 1 else 0 end
-                as severe_run_hours,
-            -- consecutive leading hours (above the threshold and part of the noise floor): a
-            -- confirmed spike starts where they start (its first hours may hide in the noise)
-            case when comparison.is_lead then least(walk.lead_hours + 1, 23) else 0 end
-                as lead_hours
-    ) as counts
-    cross join lateral (
-        select
-            counts.spike_run_hours,
-            counts.severe_run_hours,
-            -- confirmed now: a run of spike_min_hours, or of spike_min_severe_hours severe
-            -- hours, outside a spike
-            (
-                comparison.is_spike_hour and not walk.in_spike
-                and (
-                    counts.spike_run_hours >= {{ min_hours }}
-                    or counts.severe_run_hours >= {{ min_severe_hours }}
-                )
-            ) as is_confirmed,
-            (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }} as may_exclude
-    ) as run
+                percentile_cont(0.5) within group (order by same_hours.normalized_cost)
+                    as profile_usd,
+                count(*) as baseline_observations,
+                percentile_cont(0.5) within group (order by same_hours.normalized_variance)
+                    as normalized_variance_usd2
+            from (
+                select
+                    walk.history[{{ span + 1 }} - 24 * days_back.n] as normalized_cost,
+                    walk.noise_history[{{ span + 1 }} - 24 * days_back.n] as normalized_variance
+                from generate_series(1, {{ lookback_days }}) as days_back (n)
+                where
+                    (((next_hour.day_of_week - 1 - days_back.n) % 7 + 7) % 7 + 1 = any({{ weekend }}))
+                    = day_type.is_weekend
+                    and walk.history[{{ span + 1 }} - 24 * days_back.n] is not null
+                order by days_back.n
+                limit {{ days }}
+            ) as same_hours
+        ) as observed
+    cross join
+        lateral (
+            select
+                case
+                    when observed.baseline_observations >= {{ var('spike_min_baseline_observations') }}
+                        then observed.profile_usd
+                end as baseline_profile_usd
+        ) as profile
+    cross join
+        lateral (
+            -- the level: median cost / profile of the last usable hours, stopping at the current
+            -- run of hours above the threshold while no spike is confirmed
+            select
+                percentile_cont(0.5) within group (order by recent.ratio) as level_estimate,
+                count(*) as level_samples
+            from (
+                select ratios.ratio
+                from
+                    unnest(
+                        walk.ratio_history[
+                            1:{{ level_span }} - case
+                                when walk.in_spike then 0
+                                else least(walk.lead_hours, {{ level_guard_hours }})
+                            end
+                        ]
+                    ) with ordinality as ratios (ratio, position)
+                where ratios.ratio is not null
+                order by ratios.position desc
+                limit {{ level_hours }}
+            ) as recent
+        ) as level_window
+    cross join
+        lateral (
+            select
+                case
+                    when
+                        level_window.level_samples >= {{ level_min_hours }}
+                        and level_window.level_estimate > 0
+                        then level_window.level_estimate
+                    else walk.baseline_level
+                end as baseline_level,
+                case
+                    when
+                        level_window.level_samples >= {{ level_min_hours }}
+                        and level_window.level_estimate > 0
+                        then level_window.level_samples
+                    else 0
+                end as level_observations
+        ) as level
+    cross join
+        lateral (
+            select
+                profile.baseline_profile_usd * level.baseline_level as baseline_cost_usd,
+                sqrt(observed.normalized_variance_usd2) * level.baseline_level
+                    as baseline_std_error_usd
+        ) as usable
+    cross join
+        lateral (
+            select
+                greatest(
+                    {{ var('spike_min_excess_usd') }}::float8,
+                    {{ var('spike_noise_sigmas') }}::float8 * usable.baseline_std_error_usd
+                    * sqrt(
+                        1 + pi() / (2 * nullif(observed.baseline_observations, 0))
+                        + coalesce(pi() / (2 * nullif(level.level_observations, 0)), 0)
+                    )
+                ) as noise_floor_usd
+        ) as noise
+    cross join
+        lateral (
+            select
+                next_hour.is_complete and next_hour.has_data as is_observation,
+                next_hour.total_cost_usd::float8 as cost_usd,
+                next_hour.total_cost_usd::float8 - usable.baseline_cost_usd as excess_usd
+        ) as hour_cost
+    cross join
+        lateral (
+            select
+                coalesce(
+                    hour_cost.is_observation
+                    and hour_cost.cost_usd > usable.baseline_cost_usd * (1 + {{ pct }}),
+                    false
+                ) as is_above
+        ) as above
+    cross join
+        lateral (
+            select
+                above.is_above and hour_cost.excess_usd > noise.noise_floor_usd as is_spike_hour,
+                above.is_above
+                and hour_cost.excess_usd
+                > {{ var('spike_lead_noise_share') }}::float8 * noise.noise_floor_usd as is_lead,
+                above.is_above
+                and hour_cost.excess_usd > noise.noise_floor_usd
+                and hour_cost.cost_usd
+                >= usable.baseline_cost_usd * (1 + {{ var('spike_severe_pct') }}::float8)
+                and hour_cost.excess_usd
+                > {{ var('spike_severe_noise_factor') }}::float8 * noise.noise_floor_usd as is_severe
+        ) as comparison
+    cross join
+        lateral (
+            select
+                case
+                    when hour_cost.is_observation then hour_cost.cost_usd / level.baseline_level
+                end as normalized_cost,
+                case
+                    when hour_cost.is_observation
+                        then next_hour.cost_variance_usd2 / (level.baseline_level ^ 2)
+                end as normalized_variance,
+                case
+                    when hour_cost.is_observation
+                        then hour_cost.cost_usd / nullif(profile.baseline_profile_usd, 0)
+                end as ratio
+        ) as observation
+    cross join
+        lateral (
+            select
+                case when comparison.is_spike_hour then walk.spike_run_hours + 1 else 0 end
+                    as spike_run_hours,
+                case when comparison.is_severe then walk.severe_run_hours + 1 else 0 end
+                    as severe_run_hours,
+                -- consecutive leading hours (above the threshold and part of the noise floor): a
+                -- confirmed spike starts where they start (its first hours may hide in the noise)
+                case when comparison.is_lead then least(walk.lead_hours + 1, 23) else 0 end
+                    as lead_hours
+        ) as counts
+    cross join
+        lateral (
+            select
+                counts.spike_run_hours,
+                counts.severe_run_hours,
+                -- confirmed now: a run of spike_min_hours, or of spike_min_severe_hours severe
+                -- hours, outside a spike
+                (
+                    comparison.is_spike_hour and not walk.in_spike
+                    and (
+                        counts.spike_run_hours >= {{ min_hours }}
+                        or counts.severe_run_hours >= {{ min_severe_hours }}
+                    )
+                ) as is_confirmed,
+                (next_hour.hour_index - 1) / 24 >= {{ min_history_days_to_exclude }} as may_exclude
+        ) as run
     cross join lateral (
         select
             counts.lead_hours,
@@ -383,6 +400,7 @@ walk (
                 else 0
             end as null_count
     ) as state
+    -- noqa: enable=ST05
 ),
 
 walked as (

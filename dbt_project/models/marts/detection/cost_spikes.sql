@@ -1,6 +1,7 @@
 -- Runbook step 1, confirmed: one row per sustained spike (a run of at least `spike_min_hours`
--- consecutive spike hours of cost_baseline_hourly, or `spike_min_severe_hours` severe ones). The id is derived from the first hour, which
--- depends on earlier data only, so it is the same on every run.
+-- consecutive spike hours of cost_baseline_hourly, or `spike_min_severe_hours` severe ones).
+-- The id is derived from the first hour, which depends on earlier data only, so it is the same
+-- on every run.
 with
 
 baseline_hours as (

@@ -47,8 +47,8 @@ previous as (
         on data_hours.hour = current_hours.hour - steps.days_back * interval '24 hours'
     left join feature_hours as earlier
         on
-            earlier.hour = data_hours.hour
-            and earlier.feature = current_hours.feature
+        data_hours.hour = earlier.hour
+        and current_hours.feature = earlier.feature
 ),
 
 baselines as (
@@ -82,8 +82,8 @@ final as (
     from current_feature_hours as feature_hours
     left join baselines
         on
-            feature_hours.hour = baselines.hour
-            and feature_hours.feature = baselines.feature
+        feature_hours.hour = baselines.hour
+        and feature_hours.feature = baselines.feature
 )
 
 select * from final

@@ -77,7 +77,7 @@ final as (
         and catalogue.key_step = steps.step
         and catalogue.key_metric = steps.metric
         and (
-            steps.subject = pinned.detail
+            pinned.detail = steps.subject
             or (steps.subject is null and catalogue.key_step in (2, 3, 4))
         )
 )

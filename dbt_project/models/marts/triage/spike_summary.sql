@@ -76,7 +76,7 @@ candidate_changes as (
     from spikes
     inner join change_events
         on change_events.changed_at >= spikes.spike_start - interval '24 hours'
-        and change_events.changed_at < spikes.spike_start
+        and spikes.spike_start > change_events.changed_at
     left join root
         on spikes.spike_id = root.spike_id
 ),
