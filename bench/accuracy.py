@@ -374,22 +374,39 @@ class Worker:
         self.vars = dbt_vars
         self.tests = tests
         self._runner = None
+        self._seeds: dict[str, tuple[str, str]] = {}
 
-    def _dbt(self, *args: str):
+    def _ready(self):
+        """The in-process dbt, the project parsed once (with this worker's vars)."""
         from dbt.cli.main import dbtRunner
 
-        common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
         if self._runner is None:
+            from orchestration.defs.project import partial_parse_for_profile
+
+            # The project's parse state made current for this database: only a changed file
+            # (or other vars) is parsed again, not the whole project.
+            partial_parse_for_profile(self.target)
             parsed = dbtRunner().invoke(
-                ["parse", "--quiet", *common, "--vars", json.dumps(self.vars)]
+                ["parse", "--quiet", *self._common, "--vars", json.dumps(self.vars)]
             )
             if not parsed.success:
                 raise RuntimeError(f"dbt parse failed: {parsed.exception}")
             self._runner = dbtRunner(manifest=parsed.result)
+            self._seeds = {
+                node.name: (node.schema, node.checksum.checksum)
+                for node in parsed.result.nodes.values()
+                if node.resource_type == "seed"
+            }
+        return self._runner
+
+    _common = ("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR))
+
+    def _dbt(self, *args: str):
+        runner = self._ready()
         # No debug log file and no artifacts: a pass here needs neither, and writing them costs
         # more than some of the models.
         quiet = ["--quiet", "--log-level-file", "none", "--no-write-json"]
-        result = self._runner.invoke([*args, *quiet, *common, "--vars", json.dumps(self.vars)])
+        result = runner.invoke([*args, *quiet, *self._common, "--vars", json.dumps(self.vars)])
         if not result.success:
             failures = []
             for node in getattr(result.result, "results", None) or []:
@@ -402,18 +419,20 @@ class Worker:
         """The models detection needs: `+spike_diagnosis` ("all"), or its two halves, "spikes"
         (`+cost_spikes`) and "diagnosis" (the rest). `dbt run`; with `tests`, `dbt build` with
         the tests whose every parent is selected (the detection models' own): they check the
-        models, not detection quality, and double the cost of a pass. Seeds are always built."""
-        select = {
-            "all": ["+spike_diagnosis"],
-            "spikes": ["+cost_spikes"],
-            "diagnosis": ["+spike_diagnosis", "--exclude", "+cost_spikes"],
-        }[part]
+        models, not detection quality, and double the cost of a pass. The seeds they read are
+        built when their table does not hold their file yet, as a pass does: `db init` loads
+        the price seeds, and dbt loading their 10k rows again takes ~10 s of every pass."""
+        from orchestration.core.dbt_seeds import loaded_seeds
+
+        self._ready()
+        select = ["+cost_spikes"] if part == "spikes" else ["+spike_diagnosis"]
+        exclude = ["+cost_spikes"] if part == "diagnosis" else []
+        exclude += loaded_seeds(self.url, self._seeds)
         if not self.tests:  # models, and the seeds they read (the cause catalogue)
-            self._dbt("build", "--select", *select, "--resource-type", "model",
+            excluding = ["--exclude", *exclude] if exclude else []
+            self._dbt("build", "--select", *select, *excluding, "--resource-type", "model",
                       "--resource-type", "seed")  # fmt: skip
             return
-        select = ["+spike_diagnosis"] if part == "diagnosis" else select
-        exclude = ["+cost_spikes"] if part == "diagnosis" else []
         self._dbt(
             "build", "--select", *select, "--exclude", *exclude, "test_type:unit",
             "--indirect-selection", "cautious",
@@ -1160,7 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.name:44} {r.kind:20} onset {r.onset or '-'}")
         return 0
 
-    from orchestration.core.database import EmbeddedPostgres, configured_url, url_for_database
+    from orchestration.core.database import url_for_database
+    from orchestration.core.embedded import EmbeddedPostgres, configured_url
     from orchestration.core.settings import dbt_vars
 
     variables = dbt_vars()

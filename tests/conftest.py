@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from orchestration.core.database import connect, url_for_database
+from orchestration.core.dbt_seeds import unchanged_seeds
 from orchestration.core.embedded import EmbeddedPostgres
 from orchestration.core.schema import init_database
 
@@ -54,13 +55,40 @@ def _check_clock() -> None:
         )
 
 
-# The longest module, collected first: with `--dist loadscope` its worker starts on it at once
-# and the other worker runs the rest of the suite meanwhile.
-LONGEST_FIRST = ("tests/test_soak.py",)
+# The order xdist hands out modules in (`--dist loadscope --no-loadscope-reorder`): it gives the
+# first module to one worker, the second to the other, then tops up any worker left with 2 tests
+# or fewer. So the soak (one test, most of the suite's length) goes first: its worker starts on it
+# at once, and the module topped up behind it is a quick one (pure logic); the other worker
+# starts with test_detection (18 tests: not topped up) and takes the remaining modules one by
+# one, the longest first, so what is left at the end is short for whichever worker is free.
+ORDER = (
+    "tests/test_soak.py",
+    "tests/test_detection.py",
+    "tests/test_detection_logic.py",
+    # longest next (setup plus calls in CI), the rest in collection order after them
+    "tests/test_accuracy.py",
+    "tests/test_pipeline.py",
+    "tests/test_incremental.py",
+    "tests/test_bench.py",
+    "tests/test_faults_restart.py",
+    "tests/test_faults_concurrency.py",
+    "tests/test_incidents_e2e.py",
+    "tests/test_faults_hostile.py",
+    "tests/test_detection_traffic.py",
+    "tests/test_dbt_test_window.py",
+    "tests/test_instance.py",
+    "tests/test_triage.py",
+    "tests/test_dbt_unit.py",
+    "tests/test_staging_changed_hours.py",
+    "tests/test_otlp_receiver.py",
+    "tests/test_summary_scenarios.py",
+    "tests/test_expectations_pipeline.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
+    rank = {module: i for i, module in enumerate(ORDER)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(ORDER)))
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +118,16 @@ def create_database(server_url: str, name: str, init: bool = True) -> str:
     if init:
         init_database(url)
     return url
+
+
+def loaded_seeds_excluded(url: str) -> list[str]:
+    """dbt arguments leaving out the seeds whose table already holds their file, as a pass does
+    (orchestration/core/dbt_seeds.py): `db init` loads the price seeds with COPY, and dbt loading
+    the 10k price rows again takes ~10 s of every build."""
+    from orchestration.defs.project import dbt_project
+
+    names = unchanged_seeds(url, dbt_project.manifest_path)
+    return ["--exclude", *names] if names else []
 
 
 def drop_database(server_url: str, name: str) -> None:

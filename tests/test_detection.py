@@ -1,20 +1,18 @@
 """Spike detection and diagnosis on real PostgreSQL and real dbt, over every seeded scenario.
 
 Each case is its own database: `costwatch seed` data (plus our own changes for the extra
-scenarios), then `dbt run --select +spike_diagnosis` (only what detection needs). Cases run two at
-a time (the machine has 2 cores). Each worker has its own dbt target path and reuses one database
-name (dropped and created again per case): dbt's partial parse is keyed on the connection, so the
-project is parsed once per worker instead of once per case.
+scenarios), then dbt builds `+spike_diagnosis` (only what detection needs). Cases run on two
+processes (the machine has 2 cores), each with one in-process dbt whose project is parsed once
+(bench/accuracy.py's Worker) and one database name, dropped and created again per case.
 """
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
-import subprocess
-import tempfile
+import shutil
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,15 +20,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orchestration.core.database import connect, dbt_env
+from orchestration.core.database import connect, url_for_database
 from orchestration.runbook.seed import INCIDENT_HOURS_BEFORE_END, seed
-from tests.conftest import PROJECT_ROOT, create_database, drop_database
 from tests.support.detection import Hour, detect
 
 # All cases run in one module fixture; give it room on a busy machine.
 pytestmark = pytest.mark.timeout(1800)
 
-DBT = str(PROJECT_ROOT / ".venv" / "bin" / "dbt")
 DAYS = 9
 EVENTS_PER_HOUR = 150
 SEEDS = (1, 2, 3)
@@ -73,9 +69,7 @@ def end_for(seed_value: int) -> datetime:
 class Case:
     """One database: how to fill it, and what detection and diagnosis found in it."""
 
-    name: str
-    fill: Callable[[psycopg.Connection], datetime | None]  # returns the injected onset
-    dbt_vars: dict[str, object] = field(default_factory=dict)
+    name: str  # filled by fill_for(name), which returns the injected onset
     onset: datetime | None = None
     spikes: list[dict] = field(default_factory=list)
     diagnosis: list[dict] = field(default_factory=list)
@@ -105,39 +99,19 @@ def rows(conn: psycopg.Connection, sql: str) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def run_dbt(url: str, target: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **dbt_env(url)}
-    env.update(
-        DBT_TARGET_PATH=str(target),
-        DBT_LOG_PATH=str(target / "logs"),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-    )
-    return subprocess.run(
-        [DBT, *args, "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def run_case(server_url: str, case: Case, target: Path, name: str) -> Case:
-    """Create the case's database `name`, fill it, run detection, read the marts, drop it."""
-    url = create_database(server_url, name)
+def run_case(worker, name: str) -> Case:
+    """Fill the worker's fresh database with case `name`, run detection, read the marts."""
+    case = Case(name)
+    worker.fresh_database()
     try:
-        with connect(url) as conn:
-            case.onset = case.fill(conn)
-        # build without tests: the models and the seeds they read (the cause catalogue)
-        args = ["build", "--exclude-resource-type", "test", "--exclude-resource-type",
-                "unit_test", "--select", "+spike_diagnosis"]  # fmt: skip
-        if case.dbt_vars:
-            args += ["--vars", json.dumps(case.dbt_vars)]
-        result = run_dbt(url, target, *args)
-        if result.returncode != 0:
-            case.error = result.stdout[-3000:] + result.stderr[-2000:]
+        with connect(worker.url) as conn:
+            case.onset = fill_for(name)(conn)
+        try:
+            worker.build()  # the models of +spike_diagnosis and the seeds they read
+        except RuntimeError as err:
+            case.error = str(err)[-3000:]
             return case
-        with connect(url) as conn:
+        with connect(worker.url) as conn:
             case.spikes = rows(conn, "select * from marts.cost_spikes order by spike_start")
             case.diagnosis = rows(
                 conn, "select * from marts.spike_diagnosis order by spike_id, rank"
@@ -148,22 +122,44 @@ def run_case(server_url: str, case: Case, target: Path, name: str) -> Case:
             )
     finally:
         if not os.environ.get("COSTWATCH_KEEP_TEST_DB"):
-            drop_database(server_url, name)
+            worker.drop_database()
     return case
 
 
-def run_cases(server_url: str, cases: Iterable[Case], workers: int = 2) -> dict[str, Case]:
-    cases = list(cases)
-    with tempfile.TemporaryDirectory(prefix="cw_det_dbt_") as tmp:
-        targets = [Path(tmp) / f"w{i}" for i in range(workers)]
-        queues = [cases[i::workers] for i in range(workers)]
+_WORKER = None
 
-        def work(i: int) -> list[Case]:
-            name = f"cw_test_det_{os.getpid()}_w{i}"
-            return [run_case(server_url, case, targets[i], name) for case in queues[i]]
 
-        with ThreadPoolExecutor(workers) as pool:
-            done = [c for batch in pool.map(work, range(workers)) for c in batch]
+def _init_worker(server_url: str, tag: str) -> None:
+    """A case process: one database name and one in-process dbt, parsed once, for its cases."""
+    global _WORKER
+    from bench.accuracy import Worker
+
+    _WORKER = Worker(server_url, f"cw_test_det_{tag}_{os.getpid()}", {})
+
+
+def _run_in_worker(name: str) -> Case:
+    return run_case(_WORKER, name)
+
+
+def run_cases(server_url: str, names: Iterable[str], workers: int = 2) -> dict[str, Case]:
+    """Every case on `workers` processes, each taking the next case when it is free."""
+    tag = f"{os.getpid()}"
+    context = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(server_url, tag)
+        ) as pool:
+            done = list(pool.map(_run_in_worker, names))
+    finally:
+        with connect(url_for_database(server_url, "postgres"), autocommit=True) as conn:
+            left = conn.execute(
+                "select datname from pg_database where datname like %s", (f"cw_test_det_{tag}_%",)
+            ).fetchall()
+            for (name,) in left:
+                conn.execute(f'drop database if exists "{name}" with (force)')
+        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+        for target in tmp.glob(f"costwatch-accuracy-cw_test_det_{tag}_*"):
+            shutil.rmtree(target, ignore_errors=True)
     return {case.name: case for case in done}
 
 
@@ -305,16 +301,19 @@ EXTRA: dict[str, Callable[[psycopg.Connection], datetime | None]] = {
 # --------------------------------------------------------------------------- all cases, one pool
 
 
+def fill_for(name: str) -> Callable[[psycopg.Connection], datetime | None]:
+    """How case `name` fills its database: an extra scenario, or `<scenario>_<seed>`."""
+    if name in EXTRA:
+        return EXTRA[name]
+    scenario, seed_value = name.rsplit("_", 1)
+    return seeded(scenario, int(seed_value))
+
+
 @pytest.fixture(scope="module")
 def cases(server_url: str) -> dict[str, Case]:
     """Every case of this module, run two at a time."""
-    seeded_cases = [
-        Case(f"{scenario}_{s}", seeded(scenario, s))
-        for scenario in (*EXPECTED, *NO_SPIKE)
-        for s in SEEDS
-    ]
-    extra = [Case(name, fill) for name, fill in EXTRA.items()]
-    return run_cases(server_url, [*extra, *seeded_cases])
+    seeded_cases = [f"{scenario}_{s}" for scenario in (*EXPECTED, *NO_SPIKE) for s in SEEDS]
+    return run_cases(server_url, [*EXTRA, *seeded_cases])
 
 
 def scenario_of(case_name: str) -> str:

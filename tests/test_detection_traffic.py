@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.core.database import connect, dbt_env
+from orchestration.defs.project import partial_parse_for_profile
 from tests.conftest import PROJECT_ROOT
 from tests.support import traffic
 from tests.support.detection import detect
@@ -43,6 +44,8 @@ def detection(module_db_url: str, tmp_path_factory: pytest.TempPathFactory):
             "DBT_LOG_PATH": str(target),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
+        # the project's parse state for this database: dbt parses only what changed, not all
+        partial_parse_for_profile(target, env)
         command = [DBT, *args, "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"]
         return subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
 

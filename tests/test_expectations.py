@@ -22,6 +22,7 @@ import pytest
 
 from orchestration.core.database import dbt_env
 from orchestration.defs.expectations import build_expectation_checks, outcome_to_check_result
+from orchestration.defs.project import partial_parse_for_profile
 from orchestration.runbook.expectations.results import SuiteOutcome
 from orchestration.runbook.expectations.runner import sqlalchemy_url, validate_suite
 from orchestration.runbook.expectations.suites import (
@@ -50,6 +51,7 @@ def run_dbt(url: str, target: Path) -> None:
         "DBT_LOG_PATH": str(target),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+    partial_parse_for_profile(target, env)  # dbt parses only what changed, not the project
     select = " ".join(f"+{m}" for m in (*MARTS, "data_quality_daily"))
     result = subprocess.run(
         [DBT, "run", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"]

@@ -97,6 +97,45 @@ def test_retention_deletes_an_old_run_and_its_events(
     assert cw_instance.prune_old_runs(instance, days=0) == []  # 0 keeps every run
 
 
+@dg.asset(check_specs=[dg.AssetCheckSpec("positive", asset="tiny_checked")])
+def tiny_checked():
+    return dg.MaterializeResult(
+        metadata={"rows": 1}, check_results=[dg.AssetCheckResult(passed=True)]
+    )
+
+
+def test_the_leaner_event_log_stores_what_dagster_reads_back(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CostwatchEventLogStorage overrides parts of the pinned dagster-postgres (no NOTIFY, table
+    and column lookups once): they still exist there, and a materialization with a check is
+    stored so that Dagster reads both back (the asset's latest event, the check's record)."""
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
+    for name in ("store_event", "prepare_insert_event", "index_transaction", "has_table",
+                 "_store_asset_event_tags", "_store_asset_event", "store_asset_check_event",
+                 "_has_asset_key_col_on_connection"):  # fmt: skip
+        assert callable(getattr(PostgresEventLogStorage, name, None)), name
+    monkeypatch.setenv("COSTWATCH_DATABASE_URL", db_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path)))
+    instance = cw_instance.dagster_instance()
+    assert isinstance(instance.event_log_storage, cw_instance.CostwatchEventLogStorage)
+    runs = [dg.materialize([tiny_checked], instance=instance).run_id for _ in range(2)]
+    latest = instance.get_latest_materialization_event(dg.AssetKey("tiny_checked"))
+    assert latest is not None and latest.run_id == runs[-1]
+    assert latest.asset_materialization.metadata["rows"].value == 1
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("tiny_checked"), "positive"), limit=5
+    )
+    assert [(h.run_id, h.status.value) for h in history] == [(r, "SUCCEEDED") for r in runs[::-1]]
+    stored = query(
+        db_url,
+        "select count(distinct run_id), count(*) from dagster.event_logs"
+        " where dagster_event_type = 'ASSET_MATERIALIZATION'",
+    )
+    assert stored == [(2, 2)]
+
+
 def test_partial_parse_state_is_rewritten_for_another_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

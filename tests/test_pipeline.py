@@ -117,12 +117,12 @@ def test_a_run_that_dagster_cannot_continue_fails_with_one_line(monkeypatch) -> 
             super().__init__("(psycopg2.OperationalError) server closed the connection\n[SQL: ...]")
             self.orig = OperationalError("server closed the connection unexpectedly\n\tdetail")
 
-    def execute(full_refresh: bool) -> pipeline.PassResult:
+    def execute(job, full_refresh: bool) -> pipeline.PassResult:
         raise StorageError
 
     monkeypatch.setattr(pipeline, "_execute", execute)
     monkeypatch.delenv("COSTWATCH_DEBUG", raising=False)
-    result = pipeline._execute_or_fail(full_refresh=False)
+    result = pipeline._execute_or_fail(None, full_refresh=False)
     assert not result.success
     errors = [line for line in result.summary().splitlines() if line.startswith("error:")]
     assert errors == [

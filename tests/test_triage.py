@@ -26,6 +26,7 @@ import pytest
 
 from orchestration.core.database import connect, dbt_env
 from orchestration.core.formatting import escape_md, money, number, pct
+from orchestration.defs.project import partial_parse_for_profile
 from orchestration.runbook.incidents import engine
 from orchestration.runbook.incidents.settings import IncidentSettings
 from orchestration.runbook.seed import seed
@@ -36,6 +37,7 @@ from tests.conftest import (
     costwatch_env,
     create_database,
     drop_database,
+    loaded_seeds_excluded,
     query,
     run_costwatch,
 )
@@ -87,6 +89,7 @@ def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
     """Every model and seed, own target path (parallel runs and edits never share a manifest)."""
     env = {**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.update(DBT_TARGET_PATH=str(target), DBT_LOG_PATH=str(target / "logs"))
+    partial_parse_for_profile(target, env)  # dbt parses only what changed, not the project
     return subprocess.run(
         [
             DBT,
@@ -99,6 +102,7 @@ def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
             "dbt_project",
             "--profiles-dir",
             "dbt_project",
+            *loaded_seeds_excluded(url),
         ],  # fmt: skip
         cwd=PROJECT_ROOT,
         env=env,

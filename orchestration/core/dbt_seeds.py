@@ -28,6 +28,15 @@ def unchanged_seeds(url: str, manifest_path: Path) -> list[str]:
     """Seeds whose table already holds the current file (empty when anything is unreadable)."""
     try:
         seeds = seed_checksums(json.loads(manifest_path.read_text()))
+    except (OSError, ValueError, KeyError):
+        return []
+    return loaded_seeds(url, seeds)
+
+
+def loaded_seeds(url: str, seeds: Mapping[str, tuple[str, str]]) -> list[str]:
+    """Of `seeds` ({name: (schema, checksum)}), those whose table holds that checksum (empty
+    when the database cannot say)."""
+    try:
         if not seeds:
             return []
         with psycopg.connect(url, connect_timeout=5) as conn:

@@ -18,6 +18,7 @@ import psycopg
 
 from orchestration.core.database import dbt_env
 from orchestration.defs.project import partial_parse_for_profile
+from tests.conftest import loaded_seeds_excluded
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -61,6 +62,8 @@ def run_dbt(url: str, *args: str, select: str = SELECTION, check: bool = True) -
     if select:
         # cautious: only tests whose every parent is selected (not other teams' tests on marts).
         command += ["--select", select, "--indirect-selection", "cautious"]
+    if args and args[0] in ("build", "seed") and "--full-refresh" not in args:
+        command += loaded_seeds_excluded(url)  # as a pass: seeds already loaded stay
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}")
