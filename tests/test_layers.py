@@ -283,6 +283,58 @@ def test_package_imports_name_existing_modules() -> None:
     assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
 
 
+def _module_names(path: Path) -> set[str]:
+    """The names a module binds at its top level (also under `if` / `try`)."""
+    names: set[str] = set()
+
+    def bind(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for child in ast.iter_child_nodes(node):
+                bind(child)
+        elif isinstance(node, ast.ExceptHandler):
+            for child in node.body:
+                bind(child)
+
+    for node in ast.parse(path.read_text()).body:
+        bind(node)
+    return names
+
+
+def test_names_imported_from_the_package_exist() -> None:
+    """`from orchestration.x import name` anywhere (package, tests, bench, inside functions
+    too) names something module x defines: a name that moved to another module fails here, not
+    when that code path first runs."""
+    modules = package_modules()
+    defined: dict[str, set[str]] = {}
+    wrong = []
+    for folder in (PACKAGE, "tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                    continue
+                if not is_ours(node.module):
+                    continue
+                if node.module not in modules:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.module}")
+                    continue
+                if node.module not in defined:
+                    defined[node.module] = _module_names(modules[node.module])
+                for alias in node.names:
+                    name = alias.name
+                    if name == "*" or f"{node.module}.{name}" in modules:
+                        continue
+                    if name not in defined[node.module]:
+                        wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{name}")
+    assert not wrong, "imports of names that are not there:\n" + "\n".join(wrong)
+
+
 def test_startup_imports_are_all_still_there() -> None:
     """A stale entry would let a new import in without a reason."""
     present = {(imp.source, imp.target) for imp in function_level_imports(all_imports())}
