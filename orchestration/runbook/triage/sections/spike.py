@@ -30,7 +30,8 @@ def step1(spike: Row, spike_hours: Sequence[Row]) -> list[str]:
         "## Step 1: Confirm the spike",
         "",
         f"**Finding:** real and sustained, not a one-hour blip: {hours} hours above the "
-        f"baseline (the median of the same hour over the previous days), starting "
+        f"baseline (the same hour on earlier days of its day type, weekday or weekend, scaled "
+        f"to the recent level: `marts.cost_baseline_hourly`), starting "
         f"**{when(spike.get('spike_start'))}** ({state}), peak at {when(spike.get('peak_hour'))}. "
         f"It cost {money(spike.get('total_cost_usd'))} against a baseline of "
         f"{money(spike.get('baseline_cost_usd'))} (`marts.cost_spikes`).",
