@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
 
-from orchestration.cli import db, incidents, ingest, run, seed
+from orchestration.cli import db, incidents, ingest, run, seed, sql
 from orchestration.cli.common import CostwatchError, Parser, positive_int
 from orchestration.core.database import DatabaseError, first_line
 from orchestration.core.embedded import EmbeddedPostgres, configured_url
@@ -33,6 +33,7 @@ examples:
   costwatch triage --format md > report.md           the report as Markdown, for a file or Slack
   costwatch triage --spike spike-2026-12-01T11       an older spike (a wrong id lists the known)
   costwatch incidents list                           the incident log; then `incidents ack ID`
+  costwatch sql "select * from cost_daily" --format csv   any read-only query on the marts
   costwatch run -v                                   the pass with dbt's and Dagster's full log
   COSTWATCH_VAR_SPIKE_THRESHOLD_PCT=0.3 costwatch run   any dbt var, for one pass
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)  # prepare, run, triage
     incidents.register(sub)
     ingest.register(sub, Parser, positive_int)  # prices, otlp serve, ingest otlp|langfuse
+    sql.register(sub)
     return parser
 
 
