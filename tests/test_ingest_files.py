@@ -20,7 +20,7 @@ from orchestration.runbook.ingest.otlp_json import parse_request, to_json
 from orchestration.runbook.ingest.sender import SpanFactory
 from tests.conftest import costwatch_env, query, run_costwatch
 from tests.support.marts import assert_close_rows, fetch, run_dbt
-from tests.test_marts import STEP_2, STEP_5, as_day, runbook, without_window
+from tests.support.runbook import STEP_2, STEP_5, as_day, runbook, without_window
 
 T0 = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
 

@@ -11,10 +11,8 @@ holds every scenario of `costwatch seed`, appended into one database.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,117 +24,24 @@ from tests.support.marts import (
     fetch,
     run_dbt,
 )
+from tests.support.runbook import (
+    RUNBOOK,
+    SHARED_RUNBOOK,
+    STEP_1,
+    STEP_2,
+    STEP_3_RATIO,
+    STEP_3_TRIGGERS,
+    STEP_4,
+    STEP_5,
+    STEP_6,
+    as_day,
+    matched_window,
+    regrained,
+    runbook,
+    without_window,
+)
 
-RUNBOOK = Path(__file__).resolve().parent / "fixtures" / "cost-spike-runbook.md"
-SHARED_RUNBOOK = Path(__file__).resolve().parents[2] / "shared" / "seed" / "cost-spike-runbook.md"
 END = datetime(2026, 3, 2, tzinfo=UTC)
-
-STEP_1 = """SELECT
-  DATE_TRUNC('hour', created_at) as hour,
-  COUNT(*) as requests,
-  SUM(cost_usd) as total_cost,
-  AVG(cost_usd) as avg_cost_per_request
-FROM inference_events
-WHERE created_at > NOW() - INTERVAL '48 hours'
-GROUP BY 1
-ORDER BY 1;"""
-
-STEP_2 = """SELECT
-  DATE_TRUNC('hour', created_at) as hour,
-  COUNT(*) as requests,
-  COUNT(DISTINCT user_id) as unique_users,
-  SUM(cost_usd) as total_cost,
-  SUM(cost_usd) / COUNT(*) as cost_per_request
-FROM inference_events
-WHERE created_at > NOW() - INTERVAL '48 hours'
-GROUP BY 1
-ORDER BY 1;"""
-
-STEP_3_TRIGGERS = """SELECT
-  DATE_TRUNC('hour', created_at) as hour,
-  trigger_type,
-  COUNT(*) as count,
-  SUM(cost_usd) as cost
-FROM inference_events
-WHERE created_at > NOW() - INTERVAL '48 hours'
-GROUP BY 1, 2
-ORDER BY 1, 2;"""
-
-STEP_3_RATIO = """SELECT
-  DATE_TRUNC('day', created_at) as day,
-  COUNT(*) as total,
-  SUM(CASE WHEN trigger_type IN ('undo', 'retry', 'auto_save') THEN 1 ELSE 0 END) as hidden,
-  SUM(CASE WHEN trigger_type IN ('undo', 'retry', 'auto_save') THEN 1 ELSE 0 END)::float / COUNT(*) as hidden_ratio
-FROM inference_events
-WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY 1
-ORDER BY 1;"""  # noqa: E501
-
-STEP_4 = """SELECT
-  DATE_TRUNC('hour', created_at) as hour,
-  AVG(input_tokens) as avg_input,
-  AVG(output_tokens) as avg_output,
-  PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY input_tokens) as p95_input,
-  PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY output_tokens) as p95_output
-FROM inference_events
-WHERE created_at > NOW() - INTERVAL '48 hours'
-GROUP BY 1
-ORDER BY 1;"""
-
-STEP_5 = """SELECT
-  DATE_TRUNC('day', created_at) as day,
-  feature,
-  COUNT(*) as requests,
-  SUM(cost_usd) as total_cost,
-  SUM(cost_usd) / COUNT(*) as cost_per_request
-FROM inference_events
-WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY 1, 2
-ORDER BY 1, total_cost DESC;"""
-
-STEP_6 = """SELECT
-  tool_name,
-  COUNT(*) as total_calls,
-  SUM(CASE WHEN success = false THEN 1 ELSE 0 END) as failures,
-  SUM(CASE WHEN success = false THEN 1 ELSE 0 END)::float / COUNT(*) as failure_rate,
-  AVG(retries) as avg_retries
-FROM tool_calls
-WHERE created_at > NOW() - INTERVAL '48 hours'
-GROUP BY 1
-ORDER BY failures DESC;"""
-
-WINDOW = re.compile(r"^WHERE created_at > NOW\(\) - INTERVAL '[^']+'\n", re.MULTILINE)
-
-
-def without_window(sql: str) -> str:
-    stripped = WINDOW.sub("", sql)
-    assert stripped != sql
-    return stripped
-
-
-def matched_window(sql: str) -> str:
-    matched = WINDOW.sub("WHERE created_at >= %(start)s AND created_at < %(end)s\n", sql)
-    assert matched != sql
-    return matched
-
-
-def regrained(sql: str, to: str) -> str:
-    source = "day" if to == "hour" else "hour"
-    old = f"DATE_TRUNC('{source}', created_at) as {source}"
-    assert old in sql
-    return sql.replace(old, f"DATE_TRUNC('{to}', created_at) as {to}")
-
-
-def runbook(url: str, sql: str, params: dict | None = None) -> list[tuple]:
-    """Run a runbook query as the runbook does: on the raw tables, times in UTC."""
-    with psycopg.connect(url) as conn:
-        conn.execute("set timezone = 'UTC'")
-        conn.execute("set search_path = raw")
-        return conn.execute(sql, params).fetchall()
-
-
-def as_day(value: datetime) -> object:
-    return value.astimezone(UTC).date()
 
 
 @pytest.fixture(scope="module")

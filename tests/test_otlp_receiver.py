@@ -29,7 +29,7 @@ from orchestration.runbook.ingest.receiver import Receiver, ReceiverError
 from orchestration.runbook.ingest.sender import SpanFactory
 from tests.conftest import query
 from tests.support.marts import assert_close_rows, fetch, run_dbt
-from tests.test_marts import STEP_2, STEP_4, STEP_5, as_day, runbook, without_window
+from tests.support.runbook import STEP_2, STEP_4, STEP_5, as_day, runbook, without_window
 
 T0 = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 
 from tests.support.marts import RUNBOOK_MARTS, assert_close_rows, fetch
-from tests.test_marts import (
+from tests.support.runbook import (
     STEP_2,
     STEP_3_RATIO,
     STEP_3_TRIGGERS,
