@@ -1,6 +1,6 @@
 -- A returned row is an hour whose requests or cost in cost_hourly differ from the clean staged
 -- events of that hour: an incremental run missed or double-counted events. Checks the test
--- window's hours (macros/test_window.sql): the hours passes rebuild, each checked many times.
+-- window's hours (macros/testing/test_window_start.sql): the hours passes rebuild, each checked many times.
 {%- set since = test_window_start(ref('stg_raw__inference_events'), 'created_at') %}
 with
 

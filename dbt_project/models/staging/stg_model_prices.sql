@@ -5,7 +5,7 @@
   model, provider and usage type. `is_default` marks the provider priced when an event names none,
   or one without a price for its model (genai-prices' own choice; else the user's; else the first
   by name). Provider names of the OpenTelemetry GenAI conventions are mapped to genai-prices' ids
-  in `provider_key` (macros/provider_key.sql).
+  in `provider_key` (macros/pricing/provider_key.sql).
 -#}
 {{
     config(

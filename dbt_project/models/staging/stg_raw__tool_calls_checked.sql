@@ -7,9 +7,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='load_hour',
-        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['load_hour']},
             {'columns': ['created_at']},

@@ -1,5 +1,5 @@
 {#- `unique`, for an event-level table: fails for every value of `column_name` that a row of the
-    test window (macros/test_window.sql) shares with any other row, in the window or before it
+    test window (macros/testing/test_window_start.sql) shares with any other row, in the window or before it
     (the index on the column finds the older copies). On a full refresh: every row. -#}
 {% test unique_in_window(model, column_name, time_column) %}
 

@@ -2,9 +2,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='day',
-        on_schema_change='append_new_columns',
     )
 }}
 

@@ -1,17 +1,15 @@
--- Non-additive daily measures of clean inference events (distinct users, 95th percentiles):
--- one pass over all rows of each rebuilt day.
+-- Non-additive hourly measures of clean inference events (distinct users, 95th percentiles):
+-- one pass over the rows of each rebuilt hour.
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='day',
-        on_schema_change='append_new_columns',
+        unique_key='hour',
     )
 }}
 
 {#- From the hours staging checked again, within this model's lookback. #}
 {%- set cutoff = checked_window_cutoff(
-    incremental_cutoff('newest_hour', grain='day_of_hour'), 'stg_raw__inference_events_checked', grain='day'
+    incremental_cutoff('hour'), 'stg_raw__inference_events_checked'
 ) %}
 
 with
@@ -23,14 +21,13 @@ events as (
 
 final as (
     select
-        day,
-        max(hour) as newest_hour,
+        hour,
         count(*) as requests,
         count(distinct user_id collate "C") as unique_users,
         percentile_cont(0.95) within group (order by input_tokens) as p95_input_tokens,
         percentile_cont(0.95) within group (order by output_tokens) as p95_output_tokens
     from events
-    group by day
+    group by hour
 )
 
 select * from final

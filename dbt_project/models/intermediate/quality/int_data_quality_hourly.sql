@@ -3,9 +3,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='load_hour',
-        on_schema_change='append_new_columns',
     )
 }}
 

@@ -15,9 +15,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='spike_id',
-        on_schema_change='append_new_columns',
         post_hook=[
             "delete from {{ this }} where spike_id not in"
             " (select spike_id from {{ ref('int_diagnosis_windows') }})"

@@ -1,17 +1,15 @@
--- Non-additive hourly measures of clean inference events (distinct users, 95th percentiles):
--- one pass over the rows of each rebuilt hour.
+-- Non-additive daily measures of clean inference events (distinct users, 95th percentiles):
+-- one pass over all rows of each rebuilt day.
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='hour',
-        on_schema_change='append_new_columns',
+        unique_key='day',
     )
 }}
 
 {#- From the hours staging checked again, within this model's lookback. #}
 {%- set cutoff = checked_window_cutoff(
-    incremental_cutoff('hour'), 'stg_raw__inference_events_checked'
+    incremental_cutoff('newest_hour', grain='day_of_hour'), 'stg_raw__inference_events_checked', grain='day'
 ) %}
 
 with
@@ -23,13 +21,14 @@ events as (
 
 final as (
     select
-        hour,
+        day,
+        max(hour) as newest_hour,
         count(*) as requests,
         count(distinct user_id collate "C") as unique_users,
         percentile_cont(0.95) within group (order by input_tokens) as p95_input_tokens,
         percentile_cont(0.95) within group (order by output_tokens) as p95_output_tokens
     from events
-    group by hour
+    group by day
 )
 
 select * from final

@@ -3,9 +3,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key='hour',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['hour']}],
     )
 }}
