@@ -156,14 +156,9 @@ def _is_number(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    # Control characters would move a terminal's cursor: shown escaped, never interpreted.
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(value))
+    """A value in the terminal table: as in the CSV, with control characters (which would move
+    a terminal's cursor) shown escaped, never interpreted."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in _csv(value))
 
 
 def _csv(value: Any) -> str:
