@@ -11,7 +11,6 @@ holds every scenario of `costwatch seed`, appended into one database.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -36,6 +35,7 @@ from tests.support.runbook import (
     STEP_6,
     as_day,
     matched_window,
+    recompute_expected,
     regrained,
     runbook,
     without_window,
@@ -117,14 +117,7 @@ def test_trigger_hourly_equals_step_3(every_scenario: str) -> None:
 @pytest.mark.parametrize("grain", ["hour", "day"])
 def test_recompute_marts_equal_step_3(every_scenario: str, grain: str) -> None:
     table = f"recompute_{'hourly' if grain == 'hour' else 'daily'}"
-    ratio_sql = STEP_3_RATIO if grain == "day" else regrained(STEP_3_RATIO, "hour")
-    triggers_sql = STEP_3_TRIGGERS if grain == "hour" else regrained(STEP_3_TRIGGERS, "day")
-    key = (lambda v: v) if grain == "hour" else as_day
-    ratio = {key(b): rest for b, *rest in runbook(every_scenario, without_window(ratio_sql))}
-    hidden_cost: dict = defaultdict(int)
-    for bucket, trigger, _count, cost in runbook(every_scenario, without_window(triggers_sql)):
-        hidden_cost[key(bucket)] += cost if trigger in ("undo", "retry", "auto_save") else 0
-    expected = [(b, *ratio[b], hidden_cost[b]) for b in sorted(ratio)]
+    expected = recompute_expected(every_scenario, grain)
     actual = fetch(
         every_scenario,
         f"select {grain}, total, hidden, hidden_ratio, hidden_cost_usd"

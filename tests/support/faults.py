@@ -7,9 +7,8 @@ a fault. `secrets_in` looks for secret values in text, files and the `ops` table
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -17,12 +16,13 @@ import psycopg
 from tests.support.marts import RUNBOOK_MARTS, assert_close_rows, fetch
 from tests.support.runbook import (
     STEP_2,
-    STEP_3_RATIO,
     STEP_3_TRIGGERS,
     STEP_4,
     STEP_5,
     STEP_6,
+    as_day,
     matched_window,
+    recompute_expected,
     regrained,
     runbook,
     without_window,
@@ -30,10 +30,6 @@ from tests.support.runbook import (
 
 # What a pass in progress holds (orchestration/core/locks.py), in a transaction left open.
 PASS_LOCK_SQL = "select 1 from ops.locks where name = 'costwatch.pass' for update"
-
-
-def _day(value: datetime) -> object:
-    return value.astimezone(UTC).date()
 
 
 def _tool_failures(url: str, grain: str) -> list[tuple]:
@@ -46,7 +42,7 @@ def _tool_failures(url: str, grain: str) -> list[tuple]:
         conn.execute("set timezone = 'UTC'")
         conn.execute("set search_path = raw")
         for (start,) in buckets:
-            label = start if grain == "hour" else _day(start)
+            label = start if grain == "hour" else as_day(start)
             rows = conn.execute(
                 matched_window(STEP_6), {"start": start, "end": start + step}
             ).fetchall()
@@ -54,21 +50,10 @@ def _tool_failures(url: str, grain: str) -> list[tuple]:
     return sorted(expected, key=lambda row: (row[0], row[1]))
 
 
-def _recompute(url: str, grain: str) -> list[tuple]:
-    ratio_sql = STEP_3_RATIO if grain == "day" else regrained(STEP_3_RATIO, "hour")
-    triggers_sql = STEP_3_TRIGGERS if grain == "hour" else regrained(STEP_3_TRIGGERS, "day")
-    key = (lambda v: v) if grain == "hour" else _day
-    ratio = {key(b): rest for b, *rest in runbook(url, without_window(ratio_sql))}
-    hidden: dict = defaultdict(int)
-    for bucket, trigger, _count, cost in runbook(url, without_window(triggers_sql)):
-        hidden[key(bucket)] += cost if trigger in ("undo", "retry", "auto_save") else 0
-    return [(b, *ratio[b], hidden[b]) for b in sorted(ratio)]
-
-
 def runbook_expected(url: str, table: str) -> tuple[list[tuple], str]:
     """The runbook's rows for `table` on every raw row, and the mart query to compare them with."""
     grain = "hour" if table.endswith("_hourly") else "day"
-    key = (lambda v: v) if grain == "hour" else _day
+    key = (lambda v: v) if grain == "hour" else as_day
     if table.startswith("cost_"):
         sql = STEP_2 if grain == "hour" else regrained(STEP_2, "day")
         rows = [(key(b), *rest) for b, *rest in runbook(url, without_window(sql))]
@@ -79,7 +64,7 @@ def runbook_expected(url: str, table: str) -> tuple[list[tuple], str]:
         return rows, "select hour, trigger_type, requests, cost_usd from marts.trigger_hourly"
     if table.startswith("recompute_"):
         mart = f"select {grain}, total, hidden, hidden_ratio, hidden_cost_usd from marts.{table}"
-        return _recompute(url, grain), mart + " order by 1"
+        return recompute_expected(url, grain), mart + " order by 1"
     if table.startswith("tokens_"):
         sql = STEP_4 if grain == "hour" else regrained(STEP_4, "day")
         rows = [(key(b), *rest) for b, *rest in runbook(url, without_window(sql))]

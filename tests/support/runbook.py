@@ -7,6 +7,7 @@ tests/test_marts.py; used by the marts, ingestion and fault tests as the referen
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,3 +121,16 @@ def runbook(url: str, sql: str, params: dict | None = None) -> list[tuple]:
 
 def as_day(value: datetime) -> object:
     return value.astimezone(UTC).date()
+
+
+def recompute_expected(url: str, grain: str) -> list[tuple]:
+    """Step 3's rows per hour or day: the ratio query (total, hidden, ratio), then the hidden
+    requests' cost from the trigger query, as `recompute_hourly` / `recompute_daily` hold them."""
+    ratio_sql = STEP_3_RATIO if grain == "day" else regrained(STEP_3_RATIO, "hour")
+    triggers_sql = STEP_3_TRIGGERS if grain == "hour" else regrained(STEP_3_TRIGGERS, "day")
+    key = (lambda v: v) if grain == "hour" else as_day
+    ratio = {key(b): rest for b, *rest in runbook(url, without_window(ratio_sql))}
+    hidden_cost: dict = defaultdict(int)
+    for bucket, trigger, _count, cost in runbook(url, without_window(triggers_sql)):
+        hidden_cost[key(bucket)] += cost if trigger in ("undo", "retry", "auto_save") else 0
+    return [(b, *ratio[b], hidden_cost[b]) for b in sorted(ratio)]
