@@ -31,13 +31,12 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 
+from orchestration.core.config import Config
 from orchestration.core.database import DatabaseError, connect, costwatch_home, first_line
 from orchestration.core.embedded import configured_url, database_url
 
 DAGSTER_SCHEMA = "dagster"
 STORAGE_URL_ENV = "COSTWATCH_DAGSTER_STORAGE_URL"
-RETENTION_ENV = "COSTWATCH_RUN_RETENTION_DAYS"
-DEFAULT_RETENTION_DAYS = 14.0
 # Deleting runs is bounded per pass, so one pass never spends long on it.
 PRUNE_BATCH = 200
 
@@ -112,9 +111,20 @@ def with_storage_options(url: str) -> str:
 _prepared: set[str] = set()
 
 
+# The storage database of the instance `dagster_instance` is building (its storages are made
+# while the instance is): the configuration's, handed over without the environment.
+_building_for: str | None = None
+
+
 def storage_url() -> str:
-    """The SQLAlchemy URL of Dagster's storage; creates its schema the first time."""
-    base = os.environ.get(STORAGE_URL_ENV, "").strip() or configured_url() or database_url()
+    """The SQLAlchemy URL of Dagster's storage; creates its schema the first time. Under
+    `dagster dev` (which builds the instance itself) it is resolved as the CLI resolves it."""
+    base = (
+        _building_for
+        or os.environ.get(STORAGE_URL_ENV, "").strip()
+        or configured_url()
+        or database_url()
+    )
     if base not in _prepared:
         deadline = time.monotonic() + 10
         while True:
@@ -205,40 +215,35 @@ FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 _instances: dict[tuple[str, str], dg.DagsterInstance] = {}
 
 
-def dagster_instance():
-    """The persistent Dagster instance under $DAGSTER_HOME (default $COSTWATCH_HOME/dagster),
-    so runs of `costwatch run` show in `dagster dev`. One per home and database per process
-    (a long-lived process running pass after pass keeps its storage connections)."""
-    home = dagster_home()
+def dagster_instance(config: Config | None = None):
+    """The persistent Dagster instance under the configuration's Dagster home (default
+    $COSTWATCH_HOME/dagster), storing in its database, so runs of `costwatch run` show in
+    `dagster dev`. One per home and database per process (a long-lived process running pass
+    after pass keeps its storage connections)."""
+    global _building_for
+    config = config or Config.load()
+    home = config.dagster_home
     write_instance_config(home)
-    os.environ["DAGSTER_HOME"] = str(home)
-    key = (str(home), os.environ.get(STORAGE_URL_ENV) or configured_url() or "")
+    base = config.dagster_storage_url or config.database_url or database_url()
+    key = (str(home), base)
     instance = _instances.get(key)
     if instance is None:
+        _building_for = base
         try:
-            instance = dg.DagsterInstance.get()
+            instance = dg.DagsterInstance.from_config(str(home))
         except DatabaseError:
             raise
         except Exception as err:
             raise DatabaseError(f"cannot open Dagster's storage: {first_line(err)}") from None
+        finally:
+            _building_for = None
         _instances[key] = instance
     return instance
 
 
-def retention_days() -> float:
-    raw = os.environ.get(RETENTION_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RETENTION_DAYS
-    try:
-        return float(raw)
-    except ValueError:
-        raise DatabaseError(f"{RETENTION_ENV} must be a number of days, got {raw!r}") from None
-
-
-def prune_old_runs(instance, days: float | None = None, limit: int = PRUNE_BATCH) -> list[str]:
+def prune_old_runs(instance, days: float, limit: int = PRUNE_BATCH) -> list[str]:
     """Delete finished runs created more than `days` ago, with their event logs. `days` <= 0
     keeps every run. Returns the deleted run ids (at most `limit` a call)."""
-    days = retention_days() if days is None else days
     if days <= 0:
         return []
     cutoff = datetime.now(UTC) - timedelta(days=days)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,15 +18,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import dagster as dg
 
-from orchestration.core.database import dbt_env, first_line
+from orchestration.core.config import Config
+from orchestration.core.database import first_line
 from orchestration.core.dbt_leftovers import drop_dbt_leftovers
 from orchestration.core.dbt_log import dbt_summary
 from orchestration.core.embedded import database_url
-from orchestration.core.locks import PASS_LOCK_KEY, PassError, pass_lock, pass_wait_seconds
+from orchestration.core.locks import PASS_LOCK_KEY, PassError, pass_lock
 from orchestration.core.schema import check_raw_schema
 
 # The pass's lock lives in orchestration/core/locks.py (the dbt resource takes it too); re-exported.
-__all__ = ["PASS_LOCK_KEY", "PassError", "PassResult", "pass_lock", "pass_wait_seconds", "run_pass"]
+__all__ = ["PASS_LOCK_KEY", "PassError", "PassResult", "pass_lock", "run_pass"]
 
 
 @dataclass
@@ -82,15 +82,6 @@ class PassResult:
         return "\n".join(lines)
 
 
-def prepare_environment(url: str) -> None:
-    """Point dbt (profiles.yml) and the Dagster resources at `url`."""
-    os.environ["COSTWATCH_DATABASE_URL"] = url
-    os.environ.update(dbt_env(url))
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
-
-
 def preflight(url: str) -> None:
     """Fail early, with one line, when the database or its raw tables are not usable."""
     check_raw_schema(url)
@@ -100,8 +91,11 @@ def run_pass(
     full_refresh: bool = False,
     url: str | None = None,
     wait_seconds: float | None = None,
+    config: Config | None = None,
 ) -> PassResult:
-    """Materialize every asset through the Dagster definitions (the incident step among them)."""
+    """Materialize every asset through the Dagster definitions (the incident step among them),
+    with every setting from `config` (default: read from the environment now) on `url` (default:
+    the configured database, else the embedded server, started)."""
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -110,28 +104,30 @@ def run_pass(
         timings[name] = round(now - since, 3)
         return now
 
-    url = url or database_url()
+    config = config or Config.load()
+    url = url or config.database_url or database_url()
     if wait_seconds is None:
-        wait_seconds = pass_wait_seconds()
+        wait_seconds = config.pass_wait_seconds
+    config = config.replace(database_url=url, pass_wait_seconds=wait_seconds)
     preflight(url)
-    prepare_environment(url)
     mark = lap("preflight", started)
     # Start-up time: a pass that fails its preflight says so before Dagster's seconds of imports.
     from orchestration.defs.project import ManifestError, prepare_manifest
 
     mark = lap("dagster_import", mark)
     try:
-        prepare_manifest()
+        prepare_manifest(config)
     except ManifestError as err:
         raise PassError(str(err)) from None
     mark = lap("dbt_manifest", mark)
     # Start-up time, and after prepare_manifest(): the definitions read dbt's manifest on import.
-    from orchestration.definitions import PASS_JOB_NAME, defs
+    from orchestration.definitions import PASS_JOB_NAME, build_definitions
 
+    job = build_definitions(config).resolve_job_def(PASS_JOB_NAME)
     mark = lap("definitions_import", mark)
     with pass_lock(url, wait_seconds):
         mark = lap("lock_wait", mark)
-        result = _execute_or_fail(defs.resolve_job_def(PASS_JOB_NAME), full_refresh)
+        result = _execute_or_fail(job, full_refresh, config)
         lap("execute", mark)
     if not result.success:
         drop_dbt_leftovers(url)
@@ -140,15 +136,15 @@ def run_pass(
     return result
 
 
-def _execute_or_fail(job: dg.JobDefinition, full_refresh: bool) -> PassResult:
+def _execute_or_fail(job: dg.JobDefinition, full_refresh: bool, config: Config) -> PassResult:
     """The run, or a failed result with one line when the run itself could not go on: the
     database restarted or went away under Dagster's storage (its event log is in PostgreSQL),
     which Dagster raises rather than reports as a failed step."""
     started = time.monotonic()
     try:
-        return _execute(job, full_refresh)
+        return _execute(job, full_refresh, config)
     except Exception as err:  # noqa: BLE001 - one line in the pass's summary, never a traceback
-        if os.environ.get("COSTWATCH_DEBUG"):
+        if config.debug:
             raise
         return PassResult(
             success=False,
@@ -164,24 +160,22 @@ def describe_error(err: BaseException) -> str:
     return f"{type(cause).__name__}: {first_line(cause)}"
 
 
-def _execute(job: dg.JobDefinition, full_refresh: bool) -> PassResult:
+def _execute(job: dg.JobDefinition, full_refresh: bool, config: Config) -> PassResult:
     # Start-up time: Dagster loads once the preflight has passed (run_pass imports it first).
     import dagster as dg
 
     from orchestration.instance import dagster_instance
 
-    instance = dagster_instance()
+    instance = dagster_instance(config)
     run_config = {
         "ops": {"costwatch_dbt_assets": {"config": {"full_refresh": full_refresh}}},
         # The pass's summary is what `costwatch run` prints; Dagster's own log of the run is in
         # its instance (the UI). COSTWATCH_LOG_LEVEL=INFO (or DEBUG) streams it to the console.
-        "loggers": {
-            "console": {"config": {"log_level": os.environ.get("COSTWATCH_LOG_LEVEL", "CRITICAL")}}
-        },
+        "loggers": {"console": {"config": {"log_level": config.log_level}}},
     }
     started = time.monotonic()
     # dagster-dbt re-emits dbt's every log line on stdout: kept to one line unless verbose.
-    verbose = os.environ.get("COSTWATCH_LOG_LEVEL", "CRITICAL").upper() != "CRITICAL"
+    verbose = config.log_level != "CRITICAL"
     captured = io.StringIO()
     with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured):
         outcome = job.execute_in_process(

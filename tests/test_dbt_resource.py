@@ -7,6 +7,7 @@ import time
 
 from dagster_dbt import DbtCliResource
 
+from orchestration.core.config import Config
 from orchestration.defs.dbt import prune_target_dirs
 from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
 from orchestration.defs.resources import PassLockedDbtCliResource
@@ -14,7 +15,9 @@ from orchestration.defs.resources import PassLockedDbtCliResource
 
 def resource() -> PassLockedDbtCliResource:
     return PassLockedDbtCliResource(
-        project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, database_url="postgresql://x@h/d"
+        project_dir=dbt_project,
+        dbt_executable=DBT_EXECUTABLE,
+        settings=Config.load(database_url="postgresql://x@h/d"),
     )
 
 

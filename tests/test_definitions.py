@@ -62,7 +62,7 @@ def snapshot(definitions: dg.Definitions) -> dict[str, Any]:
 
 
 def test_definitions_match_the_snapshot() -> None:
-    current = snapshot(defs)
+    current = snapshot(defs())
     text = json.dumps(current, indent=2, sort_keys=True) + "\n"
     if os.environ.get("COSTWATCH_UPDATE_DEFS_SNAPSHOT"):
         SNAPSHOT.write_text(text)
@@ -76,7 +76,7 @@ def test_definitions_match_the_snapshot() -> None:
 
 def test_every_asset_has_a_group_and_the_pass_job_takes_the_marts() -> None:
     """The parts of the snapshot the runbook depends on, stated directly."""
-    current = snapshot(defs)
+    current = snapshot(defs())
     assert all(asset["group"] for asset in current["assets"].values())
     pass_assets = set(current["jobs"][PASS_JOB_NAME])
     for key in ("marts/cost_spikes", "marts/spike_diagnosis", "ops/incidents"):

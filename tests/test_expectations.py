@@ -20,6 +20,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from orchestration.core.config import Config
 from orchestration.core.database import dbt_env
 from orchestration.defs.expectations import build_expectation_checks, outcome_to_check_result
 from orchestration.defs.project import partial_parse_for_profile
@@ -51,7 +52,9 @@ def run_dbt(url: str, target: Path) -> None:
         "DBT_LOG_PATH": str(target),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    partial_parse_for_profile(target, env)  # dbt parses only what changed, not the project
+    partial_parse_for_profile(
+        target, Config.load(database_url=url)
+    )  # dbt parses only what changed, not the project
     select = " ".join(f"+{m}" for m in (*MARTS, "data_quality_daily"))
     result = subprocess.run(
         [DBT, "run", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"]
@@ -446,7 +449,7 @@ def test_checks_run_through_dagster_with_their_severities(url: str) -> None:
         assets=stand_ins,
         asset_checks=checks,
         jobs=[job],
-        resources={"database": PostgresResource(url=url)},
+        resources={"database": PostgresResource.for_url(url)},
     )
     statement = "update marts.tool_failures_hourly set failure_rate = 1.5"
     with (
@@ -466,8 +469,10 @@ def test_checks_run_through_dagster_with_their_severities(url: str) -> None:
 
 
 def test_definitions_attach_the_suites_and_the_pass_runs_them() -> None:
-    from orchestration.definitions import PASS_JOB_NAME, defs
+    from orchestration.definitions import PASS_JOB_NAME
+    from orchestration.definitions import defs as load_defs
 
+    defs = load_defs()
     graph = defs.resolve_asset_graph()
     attached = {
         key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == CHECK_NAME

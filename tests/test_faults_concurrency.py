@@ -16,6 +16,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from orchestration.core.config import Config
 from orchestration.core.database import connect
 from orchestration.defs.project import DBT_EXECUTABLE, dbt_project
 from orchestration.defs.resources import PassLockedDbtCliResource
@@ -56,7 +57,9 @@ def test_a_dagster_dev_run_takes_the_pass_lock_through_its_dbt_resource(
 ) -> None:
     monkeypatch.setenv("COSTWATCH_PASS_WAIT_SECONDS", "0")
     resource = PassLockedDbtCliResource(
-        project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, database_url=db_url
+        project_dir=dbt_project,
+        dbt_executable=DBT_EXECUTABLE,
+        settings=Config.load(database_url=db_url),
     )
     context = dg.build_init_resource_context()
 

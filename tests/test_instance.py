@@ -12,6 +12,7 @@ import msgpack
 import pytest
 
 from orchestration import instance as cw_instance
+from orchestration.core.config import Config
 from orchestration.defs import project
 from tests.conftest import costwatch_env, dagster_home, query, run_costwatch
 
@@ -45,12 +46,16 @@ def test_storage_url_uses_psycopg2_and_the_dagster_schema() -> None:
     assert "search_path%3Ddagster" in url and "synchronous_commit%3Doff" in url
 
 
-def test_retention_days_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cw_instance.RETENTION_ENV, "two weeks")
-    with pytest.raises(cw_instance.DatabaseError, match="must be a number of days"):
-        cw_instance.retention_days()
-    monkeypatch.setenv(cw_instance.RETENTION_ENV, "3.5")
-    assert cw_instance.retention_days() == 3.5
+def test_retention_days_must_be_a_number() -> None:
+    # Unreadable: the default, and one line naming the setting (the pass reports it, exit 1).
+    config = Config.load({"COSTWATCH_RUN_RETENTION_DAYS": "two weeks"})
+    assert config.run_retention_days == 14.0
+    assert config.problems == (
+        "COSTWATCH_RUN_RETENTION_DAYS must be a number of days (at least 0), got 'two weeks':"
+        " using the default",
+    )
+    assert Config.load({"COSTWATCH_RUN_RETENTION_DAYS": "3.5"}).run_retention_days == 3.5
+    assert Config.load({"COSTWATCH_RUN_RETENTION_DAYS": "0"}).run_retention_days == 0.0
 
 
 def test_a_pass_writes_its_run_to_postgres_storage(db_url: str, tmp_path: Path) -> None:
@@ -143,10 +148,12 @@ def test_partial_parse_state_is_rewritten_for_another_database(
     profile hash matches what dbt computes) and every relation points at the new database."""
     project.prepare_manifest()
     parsed_for = json.loads(project._profile_file().read_text())
-    for key in ("HOST", "PORT", "USER", "SSLMODE"):
-        monkeypatch.setenv(f"COSTWATCH_DB_{key}", str(parsed_for[key.lower()]))
-    monkeypatch.setenv("COSTWATCH_DB_NAME", "some_other_db")
-    assert project.partial_parse_for_profile(tmp_path)
+    other = Config.load(
+        {"COSTWATCH_HOME": str(tmp_path / "home")},
+        database_url=f"postgresql://{parsed_for['user']}@{parsed_for['host']}:{parsed_for['port']}"
+        f"/some_other_db?sslmode={parsed_for['sslmode']}",
+    )
+    assert project.partial_parse_for_profile(tmp_path, other)
     with open(tmp_path / "partial_parse.msgpack", "rb") as handle:
         state = msgpack.unpack(handle, raw=False, strict_map_key=False)
     current = {**parsed_for, "database": "some_other_db"}
@@ -161,7 +168,7 @@ def test_partial_parse_state_is_rewritten_for_another_database(
         **os.environ,
         "DBT_TARGET_PATH": str(tmp_path),
         "DBT_LOG_PATH": str(tmp_path),
-        "DBT_PROFILES_DIR": str(project.DBT_PROJECT_DIR),
+        "DBT_PROFILES_DIR": str(other.dbt_profiles_dir()),  # the profile costwatch renders
     }
     done = subprocess.run(
         [project.DBT_EXECUTABLE, "parse", "--project-dir", str(project.DBT_PROJECT_DIR)],
@@ -183,5 +190,5 @@ def test_partial_parse_state_is_left_alone_when_the_hash_rule_does_not_hold(
 ) -> None:
     project.prepare_manifest()
     monkeypatch.setattr(project, "dbt_profile_hash", lambda values: "not dbt's rule")
-    assert not project.partial_parse_for_profile(tmp_path)
+    assert not project.partial_parse_for_profile(tmp_path, Config.load())
     assert not (tmp_path / "partial_parse.msgpack").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 
+from orchestration.core.config import Config
 from orchestration.defs.dbt import unfinished_nodes
 from orchestration.runbook.seed import seed
 from tests.conftest import costwatch_env, query, run_costwatch
@@ -117,12 +118,11 @@ def test_a_run_that_dagster_cannot_continue_fails_with_one_line(monkeypatch) -> 
             super().__init__("(psycopg2.OperationalError) server closed the connection\n[SQL: ...]")
             self.orig = OperationalError("server closed the connection unexpectedly\n\tdetail")
 
-    def execute(job, full_refresh: bool) -> pipeline.PassResult:
+    def execute(job, full_refresh: bool, config) -> pipeline.PassResult:
         raise StorageError
 
     monkeypatch.setattr(pipeline, "_execute", execute)
-    monkeypatch.delenv("COSTWATCH_DEBUG", raising=False)
-    result = pipeline._execute_or_fail(None, full_refresh=False)
+    result = pipeline._execute_or_fail(None, full_refresh=False, config=Config.load({}))
     assert not result.success
     errors = [line for line in result.summary().splitlines() if line.startswith("error:")]
     assert errors == [

@@ -89,7 +89,7 @@ def run_pass(instance, url: str, spikes_check_passes: bool = True) -> dg.Execute
     return dg.materialize(
         [marts, incidents],
         instance=instance,
-        resources={"database": PostgresResource(url=url)},
+        resources={"database": PostgresResource.for_url(url)},
         raise_on_error=False,
     )
 
@@ -153,7 +153,7 @@ def test_spikes_built_but_their_diagnosis_not_open_nothing_until_it_is(db_url, i
     failed = dg.materialize(
         [detection_marts, incidents],
         instance=instance,
-        resources={"database": PostgresResource(url=db_url)},
+        resources={"database": PostgresResource.for_url(db_url)},
         raise_on_error=False,
     )
     assert not failed.success
@@ -227,14 +227,15 @@ def test_run_failure_sensor_alerts_on_call_once_per_hour(db_url, instance, clock
         for key, value in channel_env(server).items():
             monkeypatch.setenv(key, value)
         for _ in range(2):
-            context = dg.build_run_status_sensor_context(
+            # The resource depends on the configuration object: open its context as Dagster does.
+            with dg.build_run_status_sensor_context(
                 sensor_name="pipeline_failure_alert",
                 dagster_event=failure,
                 dagster_instance=instance,
                 dagster_run=outcome.dagster_run,
-                resources={"database": PostgresResource(url=db_url)},
-            ).for_run_failure()
-            pipeline_failure_alert(context)
+                resources={"database": PostgresResource.for_url(db_url)},
+            ) as context:
+                pipeline_failure_alert(context.for_run_failure())
     (body,) = server.bodies("/hooks/generic-secret-abc123")
     assert body["event"] == "pipeline.failed" and body["run_id"] == outcome.run_id
     assert "of costwatch_pass failed" in body["error"]
@@ -253,7 +254,7 @@ def detection_marts_only():
 def run_check(url: str) -> dg.AssetCheckEvaluation:
     checks = spike_asset_checks([detection_marts_only])
     result = dg.materialize(
-        [detection_marts_only, *checks], resources={"database": PostgresResource(url=url)}
+        [detection_marts_only, *checks], resources={"database": PostgresResource.for_url(url)}
     )
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation

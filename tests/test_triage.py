@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from orchestration.core.config import Config
 from orchestration.core.database import connect, dbt_env
 from orchestration.core.formatting import escape_md, money, number, pct
 from orchestration.defs.project import partial_parse_for_profile
@@ -89,7 +90,9 @@ def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
     """Every model and seed, own target path (parallel runs and edits never share a manifest)."""
     env = {**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.update(DBT_TARGET_PATH=str(target), DBT_LOG_PATH=str(target / "logs"))
-    partial_parse_for_profile(target, env)  # dbt parses only what changed, not the project
+    partial_parse_for_profile(
+        target, Config.load(database_url=url)
+    )  # dbt parses only what changed, not the project
     return subprocess.run(
         [
             DBT,
@@ -350,11 +353,12 @@ def test_hostile_names_are_escaped(built: Built) -> None:
 def test_report_asset_shows_report_and_chart_in_dagster(built: Built) -> None:
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from orchestration.definitions import defs as load_defs
     from orchestration.defs.reports import incident_report_assets
     from orchestration.defs.resources import PostgresResource
 
     key = dg.AssetKey(["ops", "incident_report"])
+    defs = load_defs()
     resolved = defs.resolve_assets_def(key)
     assert dg.AssetKey(["marts", "cost_spikes"]) in resolved.asset_deps[key]
     job = defs.resolve_job_def("costwatch_pass")
@@ -362,7 +366,9 @@ def test_report_asset_shows_report_and_chart_in_dagster(built: Built) -> None:
     (asset,) = incident_report_assets(set(resolved.asset_deps[key]))
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
-            [asset], instance=instance, resources={"database": PostgresResource(url=built.spiky)}
+            [asset],
+            instance=instance,
+            resources={"database": PostgresResource.for_url(built.spiky)},
         )
         assert result.success
         (materialization,) = result.asset_materializations_for_node(asset.node_def.name)

@@ -271,7 +271,7 @@ def test_retries_and_escalations_refresh_what_the_ui_shows() -> None:
 
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def("costwatch_incidents")
+    job = defs().resolve_job_def("costwatch_incidents")
     assert job.asset_layer.executable_asset_keys == {
         dg.AssetKey(["ops", "incidents"]),
         ops_views.ALERTS,

@@ -90,14 +90,7 @@ def _announce_embedded_start(args: argparse.Namespace) -> None:
         )
 
 
-def _defaults_for_environment() -> None:
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    _defaults_for_environment()
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

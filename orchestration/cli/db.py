@@ -81,14 +81,14 @@ def _db_env(args: argparse.Namespace) -> int:
     url = database_url()
     env = {"COSTWATCH_DATABASE_URL": url, **dbt_env(url)}
     if args.exec:
-        os.environ.update(env)
-        # dagster-dbt's `prepare_if_dev` (under `dagster dev`) runs `dbt` from PATH: this venv's.
+        # The command's own environment (this process's is left as it is); dagster-dbt's
+        # `prepare_if_dev` (under `dagster dev`) runs `dbt` from PATH: this venv's first.
         venv_bin = str(Path(sys.executable).parent)
-        os.environ["PATH"] = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
+        path = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
         command = [c for c in args.exec if c != "--"]
         if not command:
             raise CostwatchError("db env --exec needs a command")
-        os.execvp(command[0], command)
+        os.execvpe(command[0], command, {**os.environ, **env, "PATH": path})
     for key, value in env.items():
         sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from orchestration.cli.common import CostwatchError, console
+from orchestration.core.config import Config
 from orchestration.core.embedded import database_url
 from orchestration.runbook.triage.report import summary_markdown, triage_markdown
 
@@ -68,12 +68,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Start-up time: Dagster and the definitions (seconds to import) load only for a pass.
     from orchestration.pipeline import PassError, run_pass
 
+    config = Config.load()
     if args.verbose:
-        os.environ["COSTWATCH_LOG_LEVEL"] = "INFO"
-    if not sys.stdout.isatty():
-        os.environ.setdefault("DBT_USE_COLORS", "false")  # no ANSI codes in a pipe or a file
+        config = config.replace(log_level="INFO")
     try:
-        result = run_pass(full_refresh=args.full_refresh, wait_seconds=args.wait)
+        result = run_pass(full_refresh=args.full_refresh, wait_seconds=args.wait, config=config)
     except PassError as err:
         raise CostwatchError(str(err)) from None
     if args.json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -101,19 +102,20 @@ def _os_user() -> str:
         return SUPERUSER
 
 
-def dbt_env(url: str) -> dict[str, str]:
-    """Environment variables that dbt's profiles.yml reads: the same database as `url`."""
+def dbt_env(url: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The values dbt's profiles.yml reads (`env_var`): the same database as `url`."""
     p = validate_url(url)
+    environ = os.environ if environ is None else environ
     # libpq's effective values: the URL, then PG* variables, then libpq's defaults (the user is
     # the OS user; the database is named after the user).
-    user = p.get("user") or os.environ.get("PGUSER") or _os_user()
+    user = p.get("user") or environ.get("PGUSER") or _os_user()
     env = {
-        "COSTWATCH_DB_HOST": p.get("host") or os.environ.get("PGHOST") or "localhost",
-        "COSTWATCH_DB_PORT": p.get("port") or os.environ.get("PGPORT") or "5432",
+        "COSTWATCH_DB_HOST": p.get("host") or environ.get("PGHOST") or "localhost",
+        "COSTWATCH_DB_PORT": p.get("port") or environ.get("PGPORT") or "5432",
         "COSTWATCH_DB_USER": user,
-        "COSTWATCH_DB_PASSWORD": p.get("password") or os.environ.get("PGPASSWORD", ""),
-        "COSTWATCH_DB_NAME": p.get("dbname") or os.environ.get("PGDATABASE") or user,
-        "COSTWATCH_DB_SSLMODE": p.get("sslmode") or os.environ.get("PGSSLMODE") or "prefer",
+        "COSTWATCH_DB_PASSWORD": p.get("password") or environ.get("PGPASSWORD", ""),
+        "COSTWATCH_DB_NAME": p.get("dbname") or environ.get("PGDATABASE") or user,
+        "COSTWATCH_DB_SSLMODE": p.get("sslmode") or environ.get("PGSSLMODE") or "prefer",
         # dbt's sessions in UTC too (libpq reads PGTZ).
         "PGTZ": "UTC",
     }

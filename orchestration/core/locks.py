@@ -10,7 +10,6 @@ to the `ops` schema at all). Closing the connection, or the session dying, relea
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 
@@ -66,10 +65,6 @@ PASS_LOCK_KEY = "costwatch.pass"
 
 class PassError(RuntimeError):
     """The pass could not run; the message is the one line the user sees."""
-
-
-def pass_wait_seconds() -> float:
-    return float(os.environ.get("COSTWATCH_PASS_WAIT_SECONDS", "900"))
 
 
 # Databases whose pass lock this process holds: a pass's own steps (the dbt resource) re-enter it.

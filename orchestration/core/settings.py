@@ -152,12 +152,39 @@ def setting_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     name costwatch does not read (with the closest one it does)."""
     environ = os.environ if environ is None else environ
     problems = read_dbt_vars(environ)[1]
+    problems += _number_problems(environ)
     for key in sorted(environ):
         if key.startswith("COSTWATCH_") and not key.startswith(PREFIX):
             if key not in KNOWN_SETTINGS:
                 problems.append(
                     f"{key} is not a costwatch setting{_did_you_mean(key, KNOWN_SETTINGS)}"
                 )
+    return problems
+
+
+# The core settings that are numbers: (name, the least value, what it counts). A value that is not
+# one is named here and the setting keeps its default (orchestration/core/config.py).
+_NUMBERS = (
+    ("COSTWATCH_DBT_THREADS", 1, "a whole number of threads"),
+    ("COSTWATCH_PASS_WAIT_SECONDS", 0, "a number of seconds"),
+    ("COSTWATCH_RUN_RETENTION_DAYS", 0, "a number of days"),
+)
+
+
+def _number_problems(environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    for name, least, what in _NUMBERS:
+        raw = (environ.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = int(raw) if "whole" in what else float(raw)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < least:
+            problems.append(
+                f"{name} must be {what} (at least {least}), got {raw!r}: using the default"
+            )
     return problems
 
 

@@ -1,6 +1,5 @@
 """Every dbt model an asset, every dbt test an asset check (dagster-dbt)."""
 
-import json
 import os
 import shutil
 import time
@@ -13,13 +12,12 @@ import dagster as dg
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
-    DbtCliResource,
     dbt_assets,
 )
 
 from orchestration.core.dbt_seeds import unchanged_seeds
-from orchestration.core.settings import dbt_vars
 from orchestration.defs.project import dbt_project, partial_parse_for_profile
+from orchestration.defs.resources import PassLockedDbtCliResource
 from orchestration.instance import prune_old_runs
 from orchestration.runbook.expectations.runner import warm_up
 
@@ -69,18 +67,15 @@ class DbtBuildConfig(dg.Config):
     manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator
 )
 def costwatch_dbt_assets(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+    context: dg.AssetExecutionContext, dbt: PassLockedDbtCliResource, config: DbtBuildConfig
 ):
     """`dbt build`: models, then their tests, in dependency order."""
     # Unit tests check the models' logic, not the data: CI runs them (tests/test_dbt_unit.py).
-    args = ["build", "--exclude-resource-type", "unit_test"]
-    variables = dbt_vars()
-    if variables:
-        args += ["--vars", json.dumps(variables)]
+    args = ["build", "--exclude-resource-type", "unit_test", *dbt.dbt_args()]
     if config.full_refresh:
         args.append("--full-refresh")
-    elif os.environ.get("COSTWATCH_DATABASE_URL"):
-        unchanged = unchanged_seeds(os.environ["COSTWATCH_DATABASE_URL"], dbt_project.manifest_path)
+    else:
+        unchanged = unchanged_seeds(dbt.database_url, dbt_project.manifest_path)
         if unchanged:  # dbt reloads every seed on every build: skip those already loaded
             args += ["--exclude", " ".join(unchanged)]
     # A failing dbt test is a failed asset check (shown, counted, and the checks downstream still
@@ -88,20 +83,19 @@ def costwatch_dbt_assets(
     target_path = invocation_target_path(context)
     # dbt keys partial parsing on the database: give it the project's state made current for
     # this one, or it parses the whole project again for every new database.
-    partial_parse_for_profile(dbt_project.project_dir / target_path)
+    partial_parse_for_profile(dbt_project.project_dir / target_path, dbt.settings)
     # When dbt's process was launched, for `make bench`'s breakdown of dbt's own start-up.
     launched = dbt_project.project_dir / target_path / "costwatch-launched"
     launched.parent.mkdir(parents=True, exist_ok=True)
     launched.write_text(f"{time.time():.6f}")
     invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target_path)
     # dbt now runs in its own process: load Great Expectations meanwhile, for the checks after it.
-    if os.environ.get("COSTWATCH_DATABASE_URL"):
-        warm_up(os.environ["COSTWATCH_DATABASE_URL"])
+    warm_up(dbt.database_url)
     yield from invocation.stream()
     prune_target_dirs(invocation.target_path.parent, f"{context.op_execution_context.op.name}-")
     # Dagster's own storage stays bounded: old runs and their event logs go (both for
     # `costwatch run` and for the runs `dagster dev` launches).
-    prune_old_runs(context.instance)
+    prune_old_runs(context.instance, dbt.settings.run_retention_days)
     if not invocation.is_successful():
         results = invocation.get_artifact("run_results.json")
         broken = unfinished_nodes(results, ("model", "seed", "snapshot"))

@@ -14,7 +14,7 @@ import dagster as dg
 from orchestration.defs.resources import PostgresResource
 from orchestration.runbook.expectations.results import SuiteOutcome, markdown_table, summary_line
 from orchestration.runbook.expectations.runner import validate_suite
-from orchestration.runbook.expectations.suites import CHECK_NAME, CheckSettings, Suite, load_suites
+from orchestration.runbook.expectations.suites import CHECK_NAME, Suite, load_suites
 
 __all__ = ["build_expectation_checks", "expectation_checks", "outcome_to_check_result"]
 
@@ -70,7 +70,7 @@ def _make_check(name: str, suites: Sequence[Suite], description: str):
     def _check(
         context: dg.AssetCheckExecutionContext, database: PostgresResource
     ) -> Iterator[dg.AssetCheckResult]:
-        settings = CheckSettings.from_env()
+        settings = database.check_settings()
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string()):
             suite = by_key[key]
             outcome = validate_suite(database.url, suite, settings)

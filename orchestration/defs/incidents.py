@@ -50,11 +50,19 @@ def failed_detection_checks(instance: dg.DagsterInstance, run_id: str) -> list[s
     return failed
 
 
-def run_incident_step(context: AssetExecutionContext, url: str) -> dg.MaterializeResult:
+def run_incident_step(
+    context: AssetExecutionContext, database: PostgresResource
+) -> dg.MaterializeResult:
     failed = failed_detection_checks(context.instance, context.run_id)
     error = f"detection checks failed: {', '.join(failed)}" if failed else None
+    url = database.url
     report = engine.tick(
-        url, now=utcnow(), log=context.log, pipeline_error=error, run_id=context.run_id
+        url,
+        now=utcnow(),
+        settings=database.incident_settings(),
+        log=context.log,
+        pipeline_error=error,
+        run_id=context.run_id,
     )
     context.log.info(report.summary())
     with connect(url) as conn:  # what the UI shows first: the incidents as they stand now
@@ -91,7 +99,7 @@ def incident_assets(asset_keys: set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     def incidents(
         context: AssetExecutionContext, database: PostgresResource
     ) -> dg.MaterializeResult:
-        return run_incident_step(context, database.url)
+        return run_incident_step(context, database)
 
     return [incidents]
 
@@ -103,8 +111,13 @@ def pipeline_failed_hook(context: dg.HookContext) -> None:
     message = first_line(context.op_exception) if context.op_exception else "a step failed"
     error = f"step {context.step_key} of run {context.run_id[:8]} failed: {message}"
     try:
+        database = context.resources.database
         report = engine.notify_pipeline_failure(
-            context.resources.database.url, error=error, run_id=context.run_id, now=utcnow()
+            database.url,
+            error=error,
+            run_id=context.run_id,
+            now=utcnow(),
+            settings=database.incident_settings(),
         )
         context.log.info(report.summary())
     except DatabaseError as err:
@@ -211,7 +224,12 @@ def pipeline_failure_alert(context: dg.RunFailureSensorContext, database: Postgr
     message = context.failure_event.message or "the run failed"
     error = f"run {run.run_id[:8]} of {run.job_name} failed: {first_line(message)}"
     report = engine.notify_pipeline_failure(
-        database.url, error=error, run_id=run.run_id, now=utcnow(), log=context.log
+        database.url,
+        error=error,
+        run_id=run.run_id,
+        now=utcnow(),
+        log=context.log,
+        settings=database.incident_settings(),
     )
     context.log.info(report.summary())
 

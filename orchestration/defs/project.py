@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -16,9 +15,8 @@ from pathlib import Path
 import msgpack
 from dagster_dbt import DbtProject
 
-from orchestration.core.database import PROJECT_ROOT, DatabaseError, dbt_env, first_line
-from orchestration.core.embedded import EmbeddedPostgres, configured_url
-from orchestration.core.settings import dbt_vars
+from orchestration.core.config import Config
+from orchestration.core.database import PROJECT_ROOT, first_line
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
@@ -52,36 +50,39 @@ def _newest_input_mtime() -> float:
 # loads does not depend on them (asset keys are schema/name), so it is parsed again only when the
 # project's files or the dbt vars change; each dbt invocation gets a partial-parse state
 # rewritten for its own database (partial_parse_for_profile).
-def _profile_signature() -> str:
-    return hashlib.sha256(json.dumps({"vars": dbt_vars()}, sort_keys=True).encode()).hexdigest()
+def _profile_signature(config: Config) -> str:
+    variables = dict(config.dbt_vars)
+    return hashlib.sha256(json.dumps({"vars": variables}, sort_keys=True).encode()).hexdigest()
 
 
 def _signature_file() -> Path:
     return dbt_project.manifest_path.with_name(".costwatch-profile")
 
 
-def manifest_is_stale() -> bool:
+def manifest_is_stale(config: Config) -> bool:
     """Missing, older than the project's files, or parsed for another database or vars."""
     manifest = dbt_project.manifest_path
     if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime():
         return True
     try:
-        return _signature_file().read_text() != _profile_signature()
+        return _signature_file().read_text() != _profile_signature(config)
     except FileNotFoundError:
         return True
 
 
-def prepare_manifest(force: bool = False) -> Path:
-    """Run `dbt parse` when the manifest is missing or older than the project's files."""
+def prepare_manifest(config: Config | None = None, force: bool = False) -> Path:
+    """Run `dbt parse` when the manifest is missing or older than the project's files, or was
+    parsed with other dbt vars than `config`'s (default: the environment's)."""
+    config = config or Config.load()
     manifest = dbt_project.manifest_path
     manifest.parent.mkdir(parents=True, exist_ok=True)
     with open(manifest.parent / ".parse.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs at once parse once
-        if force or manifest_is_stale():
-            profile = profile_values()
-            _parse(manifest.parent)
+        if force or manifest_is_stale(config):
+            profile = profile_values(config)
+            _parse(manifest.parent, config)
             os.utime(manifest)
-            _signature_file().write_text(_profile_signature())
+            _signature_file().write_text(_profile_signature(config))
             _profile_file().write_text(json.dumps(profile))
     return manifest
 
@@ -91,7 +92,7 @@ def prepare_manifest(force: bool = False) -> Path:
 _ARTIFACTS = ("partial_parse.msgpack", "semantic_manifest.json", "manifest.json")
 
 
-def _parse(target: Path) -> None:
+def _parse(target: Path, config: Config) -> None:
     """`dbt parse` into a folder of its own, then move its artifacts into `target` one by one
     with atomic renames, so a reader never sees half a manifest."""
     scratch = target / f".parse-{os.getpid()}"
@@ -105,13 +106,12 @@ def _parse(target: Path) -> None:
             **os.environ,
             "DBT_TARGET_PATH": str(scratch),
             "DBT_LOG_PATH": str(scratch),
-            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "DBT_PROFILES_DIR": str(config.dbt_profiles_dir()),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
         command = [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR)]
-        variables = dbt_vars()
-        if variables:
-            command += ["--vars", json.dumps(variables)]
+        if config.dbt_vars:
+            command += ["--vars", json.dumps(dict(config.dbt_vars), sort_keys=True)]
         result = subprocess.run(
             command, capture_output=True, text=True, env=env, cwd=DBT_PROJECT_DIR
         )
@@ -133,15 +133,15 @@ def _parse(target: Path) -> None:
 # --------------------------------------------------------------------------- partial parse
 
 
-def profile_values(environ: dict[str, str] | None = None) -> dict[str, object]:
-    """The connection values profiles.yml renders from the environment (as dbt types them)."""
-    env = os.environ if environ is None else environ
+def profile_values(config: Config) -> dict[str, object]:
+    """The connection values of `config`'s rendered profile that dbt's partial parse keys on."""
+    output = config.dbt_profile()["costwatch"]["outputs"]["default"]
     return {
-        "host": env.get("COSTWATCH_DB_HOST", "127.0.0.1"),
-        "port": int(env.get("COSTWATCH_DB_PORT", "5432")),
-        "user": env.get("COSTWATCH_DB_USER", "postgres"),
-        "database": env.get("COSTWATCH_DB_NAME", "costwatch"),
-        "sslmode": env.get("COSTWATCH_DB_SSLMODE", "prefer"),
+        "host": output["host"],
+        "port": output["port"],
+        "user": output["user"],
+        "database": output["dbname"],
+        "sslmode": output["sslmode"],
     }
 
 
@@ -170,7 +170,7 @@ def _profile_file() -> Path:
     return dbt_project.manifest_path.with_name(".costwatch-parse-profile.json")
 
 
-def partial_parse_for_profile(destination: Path, environ: dict[str, str] | None = None) -> bool:
+def partial_parse_for_profile(destination: Path, config: Config) -> bool:
     """Write into `destination` (a dbt target folder) the project's partial-parse state, made
     current for this process's profile: the database in every node and source, and the profile
     hash. Skipped (dbt then parses in full, as before) when the state was parsed for an
@@ -185,7 +185,7 @@ def partial_parse_for_profile(destination: Path, environ: dict[str, str] | None 
     stored = state.get("state_check", {}).get("profile_hash", {}).get("checksum")
     if stored != dbt_profile_hash(parsed_for):
         return False
-    current = profile_values(environ)
+    current = profile_values(config)
     old_db, new_db = parsed_for["database"], current["database"]
     if old_db != new_db:
         old_prefix, new_prefix = f'"{old_db}".', f'"{new_db}".'
@@ -220,23 +220,7 @@ def _entries(section) -> list[dict]:
     return out
 
 
-def _dev_environment() -> None:
-    """`dagster dev` started by hand (not through `costwatch db env --exec`): the database the
-    CLI would use (COSTWATCH_DATABASE_URL, else the embedded server's), and dbt's variables."""
-    url = configured_url()
-    if url is None:
-        with contextlib.suppress(DatabaseError):
-            url = EmbeddedPostgres().url()
-    if url is None:
-        return
-    os.environ.setdefault("COSTWATCH_DATABASE_URL", url)
-    with contextlib.suppress(DatabaseError):
-        for key, value in dbt_env(url).items():
-            os.environ.setdefault(key, value)
-
-
 if os.environ.get("DAGSTER_IS_DEV_CLI"):
-    # `dagster dev` (and the processes it starts) load the definitions here: the same database
-    # as the CLI, a current manifest, and this venv's dbt rather than PATH's.
-    _dev_environment()
+    # `dagster dev` (and the processes it starts) load the definitions here: a current manifest,
+    # parsed with this venv's dbt rather than PATH's (the definitions read it on import).
     prepare_manifest()

@@ -1,9 +1,16 @@
-"""Dagster resources: the PostgreSQL costwatch watches."""
+"""Dagster resources: the PostgreSQL costwatch watches, dbt on it, and the settings they share.
 
-from __future__ import annotations
+Every resource takes the one configuration object (`orchestration.core.config.Config`, built
+once per pass or code-location load) as a dependency rather than as config fields, so no value
+of it (a password in the database URL, a webhook) shows in the UI's resource config.
+"""
 
+
+# No `from __future__ import annotations`: pydantic must see `dg.ResourceDependency[Config]`
+# itself, not its string, to accept a plain object there.
 import contextlib
 import importlib.metadata
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -14,14 +21,34 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 from pydantic import PrivateAttr
 
+from orchestration.core.config import Config
 from orchestration.core.database import connect
-from orchestration.core.locks import PassError, pass_lock, pass_wait_seconds
+from orchestration.core.locks import PassError, pass_lock
+from orchestration.runbook.expectations.suites import CheckSettings
+from orchestration.runbook.incidents.settings import IncidentSettings
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """costwatch's database (COSTWATCH_DATABASE_URL, set by `costwatch` for the embedded one)."""
+    """costwatch's database: the configuration's (COSTWATCH_DATABASE_URL or the embedded one)."""
 
-    url: str
+    settings: dg.ResourceDependency[Config]
+
+    @classmethod
+    def for_url(cls, url: str) -> "PostgresResource":
+        """The resource on `url`, every other setting as the environment has it."""
+        return cls(settings=Config.load(database_url=url))
+
+    @property
+    def url(self) -> str:
+        return self.settings.require_database()
+
+    def incident_settings(self) -> IncidentSettings:
+        """Channels, escalation and the cost cap, from the configuration's environment."""
+        return IncidentSettings.from_env(self.settings.environ)
+
+    def check_settings(self) -> CheckSettings:
+        """The expectation suites' freshness and window, from the configuration's environment."""
+        return CheckSettings.from_env(self.settings.environ)
 
     @contextmanager
     def connection(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
@@ -30,25 +57,38 @@ class PostgresResource(dg.ConfigurableResource):
 
 
 class PassLockedDbtCliResource(DbtCliResource):
-    """dbt, used only while holding the pass's advisory lock on `database_url`.
+    """dbt on the configuration's database, used only while holding the pass's advisory lock.
 
-    `costwatch run` already holds it (the lock is re-entrant in its process); a run that
+    `costwatch run` already holds the lock (it is re-entrant in its process); a run that
     `dagster dev` launches (the hourly schedule, the UI) takes it here, so it waits for a
     `costwatch run` on the same database instead of rebuilding the marts beside it.
+    dbt connects through a profiles.yml rendered from the configuration (`dbt_args`).
     """
 
-    database_url: str
+    settings: dg.ResourceDependency[Config]
     _lock: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.require_database()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         super().setup_for_execution(context)
         try:
-            self._lock.enter_context(pass_lock(self.database_url, pass_wait_seconds()))
+            self._lock.enter_context(pass_lock(self.database_url, self.settings.pass_wait_seconds))
         except PassError as err:
             raise dg.Failure(description=str(err)) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._lock.close()
+
+    def dbt_args(self) -> list[str]:
+        """What every costwatch dbt command adds: the rendered profile and the dbt vars."""
+        # No ANSI colour codes in dbt's log lines (a pipe, a file, the UI's run log).
+        args = ["--profiles-dir", str(self.settings.dbt_profiles_dir()), "--no-use-colors"]
+        if self.settings.dbt_vars:
+            args += ["--vars", json.dumps(dict(self.settings.dbt_vars), sort_keys=True)]
+        return args
 
     # Two start-up costs of dagster-dbt's `cli()` that a pass does not need (pinned dagster-dbt;
     # tests/test_dbt_resource.py fails if an upgrade renames them):

@@ -125,10 +125,15 @@ def deliver_pending(
 
 
 def notify_pipeline_failure(
-    url: str, error: str, run_id: str | None = None, now: datetime | None = None, log: Any = None
+    url: str,
+    error: str,
+    run_id: str | None = None,
+    now: datetime | None = None,
+    log: Any = None,
+    settings: IncidentSettings | None = None,
 ) -> TickReport:
     """What the run-failure sensor and hook do: a `pipeline_failed` alert, then due retries."""
-    return tick(url, now=now, log=log, pipeline_error=error, run_id=run_id)
+    return tick(url, now=now, settings=settings, log=log, pipeline_error=error, run_id=run_id)
 
 
 @contextlib.contextmanager
