@@ -359,18 +359,24 @@ class Worker:
     """One database and one in-process dbt (parsed once), reused row after row."""
 
     def __init__(self, server_url: str, name: str, dbt_vars: dict, tests: bool = False):
-        from orchestration.core.database import dbt_env, url_for_database
+        from orchestration.core.config import Config
+        from orchestration.core.database import url_for_database
 
         self.server_url = server_url
         self.name = name
         self.url = url_for_database(server_url, name)
         self.target = Path(os.environ.get("TMPDIR", "/tmp")) / f"costwatch-accuracy-{name}"
         self.target.mkdir(parents=True, exist_ok=True)
-        os.environ.update(dbt_env(self.url))
-        os.environ["DBT_TARGET_PATH"] = str(self.target)
-        os.environ["DBT_LOG_PATH"] = str(self.target / "logs")
-        os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        os.environ.setdefault("COSTWATCH_DBT_THREADS", "1")
+        # One thread per worker unless told otherwise; dbt connects through costwatch's profile.
+        self.config = Config.load(
+            {"COSTWATCH_DBT_THREADS": "1", **os.environ}, database_url=self.url
+        )
+        self._common = (
+            *("--project-dir", str(DBT_PROJECT_DIR)),
+            *("--profiles-dir", str(self.config.dbt_profiles_dir())),
+            *("--target-path", str(self.target), "--log-path", str(self.target / "logs")),
+            "--no-send-anonymous-usage-stats",
+        )
         self.vars = dbt_vars
         self.tests = tests
         self._runner = None
@@ -385,7 +391,7 @@ class Worker:
 
             # The project's parse state made current for this database: only a changed file
             # (or other vars) is parsed again, not the whole project.
-            partial_parse_for_profile(self.target)
+            partial_parse_for_profile(self.target, self.config)
             parsed = dbtRunner().invoke(
                 ["parse", "--quiet", *self._common, "--vars", json.dumps(self.vars)]
             )
@@ -398,8 +404,6 @@ class Worker:
                 if node.resource_type == "seed"
             }
         return self._runner
-
-    _common = ("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR))
 
     def _dbt(self, *args: str):
         runner = self._ready()

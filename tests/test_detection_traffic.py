@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.core.config import Config
 from orchestration.core.database import connect, dbt_env
 from orchestration.defs.project import partial_parse_for_profile
 from tests.conftest import PROJECT_ROOT
@@ -45,7 +46,7 @@ def detection(module_db_url: str, tmp_path_factory: pytest.TempPathFactory):
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
         # the project's parse state for this database: dbt parses only what changed, not all
-        partial_parse_for_profile(target, env)
+        partial_parse_for_profile(target, Config.load(database_url=module_db_url))
         command = [DBT, *args, "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"]
         return subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
 

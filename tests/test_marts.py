@@ -46,7 +46,12 @@ END = datetime(2026, 3, 2, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def every_scenario(module_db_url: str) -> str:
-    """Every scenario, two days each at 40 events/hour, appended one day apart; marts built."""
+    """Every scenario, two days each at 40 events/hour, appended one day apart; marts built by
+    dbt on a server whose time zone is not UTC (nor a whole number of hours from it): every
+    hour and day is still UTC's."""
+    dbname = psycopg.conninfo.conninfo_to_dict(module_db_url)["dbname"]
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        conn.execute(f"alter database \"{dbname}\" set timezone = 'Asia/Kathmandu'")
     with psycopg.connect(module_db_url) as conn:
         for index, scenario in enumerate(SCENARIOS):
             seed(

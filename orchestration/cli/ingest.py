@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 from pathlib import Path
 
 from rich.console import Console
 
+from orchestration.core.config import Config
 from orchestration.core.embedded import database_url
 from orchestration.runbook.ingest import files, prices
 from orchestration.runbook.ingest.receiver import MAX_BODY_BYTES, Receiver, ReceiverError
@@ -67,12 +67,14 @@ def _cmd_prices(args: argparse.Namespace) -> int:
 
 
 def _cmd_otlp(args: argparse.Namespace) -> int:
+    config = Config.load()
     try:
         receiver = Receiver(
             database_url(),
             host=args.host,
             port=args.port,
-            token=os.environ.get("COSTWATCH_OTLP_TOKEN") or None,
+            token=config.otlp_token,
+            feature_key=config.otlp_feature_attribute,
             max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES,
         )
     except ReceiverError as err:

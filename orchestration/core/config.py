@@ -61,6 +61,9 @@ class Config:
     dagster_storage_url: str | None = field(default=None, repr=False)
     run_retention_days: float = DEFAULT_RUN_RETENTION_DAYS
     debug: bool = False
+    # `costwatch ingest otlp`: the bearer token it requires, the span attribute naming a feature.
+    otlp_token: str | None = field(default=None, repr=False)
+    otlp_feature_attribute: str | None = None
     # One line per setting that could not be used (it then has its default).
     problems: tuple[str, ...] = ()
 
@@ -99,6 +102,9 @@ class Config:
                 env, "COSTWATCH_RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS
             ),
             debug=bool(env.get("COSTWATCH_DEBUG")),
+            otlp_token=(env.get("COSTWATCH_OTLP_TOKEN") or "").strip() or None,
+            otlp_feature_attribute=(env.get("COSTWATCH_OTLP_FEATURE_ATTRIBUTE") or "").strip()
+            or None,
             problems=tuple(setting_problems(env)),
         )
 

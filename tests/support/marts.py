@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration.core.database import dbt_env
+from orchestration.core.config import Config
 from orchestration.defs.project import partial_parse_for_profile
 from tests.conftest import loaded_seeds_excluded
 
@@ -49,16 +49,19 @@ def run_dbt(url: str, *args: str, select: str = SELECTION, check: bool = True) -
     """Run `dbt <args> --select <select>` on the database at `url`; return run_results.json."""
     target = TARGET
     target.mkdir(parents=True, exist_ok=True)
+    # As a pass runs dbt: the profile rendered from the configuration, no connection settings in
+    # the environment (so dbt's sessions keep the server's time zone, as in production).
+    config = Config.load(database_url=url)
     env = {
         **os.environ,
-        **dbt_env(url),
         "DBT_TARGET_PATH": str(target),
         "DBT_LOG_PATH": str(target),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     # dbt keys partial parsing on the database: the project's state, rewritten for this one.
-    partial_parse_for_profile(target, env)
-    command = [DBT, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    partial_parse_for_profile(target, config)
+    profiles = str(config.dbt_profiles_dir())
+    command = [DBT, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", profiles]
     if select:
         # cautious: only tests whose every parent is selected (not other teams' tests on marts).
         command += ["--select", select, "--indirect-selection", "cautious"]

@@ -10,7 +10,6 @@ and counted in `partial_success`. Everything else is written as it came; staging
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -96,10 +95,6 @@ class Mapped:
         self.rejected += other.rejected
         for reason, n in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + n
-
-
-def feature_attribute() -> str:
-    return os.environ.get("COSTWATCH_OTLP_FEATURE_ATTRIBUTE") or FEATURE_ATTRIBUTE
 
 
 def _value(any_value: object) -> object:
@@ -204,7 +199,7 @@ def span_kind(attrs: dict[str, object]) -> str | None:
 
 def map_request(request: ExportTraceServiceRequest, feature_key: str | None = None) -> Mapped:
     """Every GenAI span of an export request as raw rows."""
-    feature_key = feature_key or feature_attribute()
+    feature_key = feature_key or FEATURE_ATTRIBUTE
     out = Mapped()
     # A tool span without a feature of its own takes its parent inference span's (same request).
     inference_features: dict[str, str | None] = {}

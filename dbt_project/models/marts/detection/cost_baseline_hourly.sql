@@ -2,6 +2,11 @@
   Runbook step 1, every hour: its cost against a seasonal, robust baseline that follows the
   product's level, and the spike it belongs to.
 
+  Why one file past 300 lines: a quarter of it is this explanation, and the rest is one recursive
+  walk (`walk`): hour h's level, profile and spike state are computed from the walk's state at
+  h - 1, so the walk cannot be split into models (each would need the other's previous row).
+  Its input is int_detection_hourly.
+
   Baseline of hour h = profile x level (a multiplicative model: cost = level x profile(day type,
   hour of day)).
   - Profile: the median of the last `spike_baseline_days` usable observations of the same hour of

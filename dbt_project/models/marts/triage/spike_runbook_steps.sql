@@ -2,6 +2,10 @@
   Runbook steps 2-6 for every spike, as the triage report shows them: one row per spike, step,
   metric and subject (a trigger type, feature or tool; null for a spike-wide metric).
 
+  Why one file past 300 lines: its bulk is `metrics`, one union branch per runbook metric, each a
+  few lines reading the same window aggregates; a model per step would repeat those aggregates
+  (or add five models for analysts to find) to save no logic.
+
   `before` is the baseline window's value, `after` the spike window's (int_diagnosis_windows:
   the spike's complete hours against the same hours of day on its baseline days, each weighted
   so a baseline sum is the expected value over the spike's hours), the same windows and facts
