@@ -5,7 +5,6 @@ once per pass or code-location load) as a dependency rather than as config field
 of it (a password in the database URL, a webhook) shows in the UI's resource config.
 """
 
-
 # No `from __future__ import annotations`: pydantic must see `dg.ResourceDependency[Config]`
 # itself, not its string, to accept a plain object there.
 import contextlib
