@@ -116,7 +116,8 @@ def dbt_env(url: str, environ: Mapping[str, str] | None = None) -> dict[str, str
         "COSTWATCH_DB_PASSWORD": p.get("password") or environ.get("PGPASSWORD", ""),
         "COSTWATCH_DB_NAME": p.get("dbname") or environ.get("PGDATABASE") or user,
         "COSTWATCH_DB_SSLMODE": p.get("sslmode") or environ.get("PGSSLMODE") or "prefer",
-        # dbt's sessions in UTC too (libpq reads PGTZ).
+        # A dbt run by hand (`costwatch db env`) in UTC too (libpq reads PGTZ); the models do not
+        # depend on it (test_marts builds them on a server in another zone).
         "PGTZ": "UTC",
     }
     if "," in env["COSTWATCH_DB_HOST"]:
