@@ -7,7 +7,7 @@
     keeps an hour's count is seen by `--full-refresh`.
     `where` restricts the rows that set the high-water mark, as for `incremental_cutoff`. -#}
 {% macro changed_hours_cutoff(source_relation, where=none) -%}
-    {%- if not (execute and is_incremental()) -%}
+    {%- if not (execute and is_incremental() and narrows_windows()) -%}
         {%- do log_checked_window("'-infinity'::timestamptz") -%}
         {{ return(none) }}
     {%- endif -%}

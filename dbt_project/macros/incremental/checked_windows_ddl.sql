@@ -11,6 +11,14 @@
 {#- Run once per invocation (on-run-start in dbt_project.yml), before models run in parallel:
     two `create table if not exists` at once can collide on the catalog. -#}
 {% macro checked_windows_ddl() -%}
+    {{ return(adapter.dispatch('checked_windows_ddl', 'costwatch')()) }}
+{%- endmacro %}
+
+{#- Spark keeps no log (macros/engine/narrows_windows.sql). -#}
+{% macro spark__checked_windows_ddl() -%}
+{%- endmacro %}
+
+{% macro default__checked_windows_ddl() -%}
     create schema if not exists staging;
     create table if not exists staging.dbt_checked_windows (
         id bigserial primary key,

@@ -13,7 +13,7 @@
     know how far the newest day is filled);
     `where` optionally restricts the rows that set the high-water mark. -#}
 {% macro incremental_cutoff(column, grain='hour', where=none) -%}
-    {%- if not (execute and is_incremental()) -%}
+    {%- if not (execute and is_incremental() and narrows_windows()) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set lookback = var('late_event_lookback_hours') | int -%}

@@ -2,5 +2,5 @@
     (`make lint`, which compiles every model) leave them alone, so compiling never changes what
     the next pass rebuilds. -#}
 {% macro writes_checked_windows() -%}
-    {{ return(execute and flags.WHICH in ('run', 'build')) }}
+    {{ return(execute and flags.WHICH in ('run', 'build') and narrows_windows()) }}
 {%- endmacro %}

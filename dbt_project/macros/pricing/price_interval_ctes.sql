@@ -51,7 +51,7 @@ price_usage_intervals as (
             lead(effective_from) over (
                 partition by model, provider, usage_type order by effective_from
             ),
-            'infinity'::date
+            {{ date_infinity() }}
         ) as effective_to
     from price_rows
 ),
@@ -61,11 +61,7 @@ price_change_points as (
 ),
 
 price_defaults as (
-    select distinct on (model)
-        model,
-        provider
-    from price_rows
-    order by model asc, is_default desc, priority asc, provider asc
+    {{ price_defaults_select() }}
 ),
 
 price_points as (
@@ -75,7 +71,7 @@ price_points as (
         effective_from,
         coalesce(
             lead(effective_from) over (partition by model, provider order by effective_from),
-            'infinity'::date
+            {{ date_infinity() }}
         ) as effective_to
     from price_change_points
 ),
@@ -84,8 +80,8 @@ price_intervals as (
     select
         price_points.model,
         price_points.provider,
-        (price_points.effective_from::timestamp at time zone 'UTC') as effective_from,
-        (price_points.effective_to::timestamp at time zone 'UTC') as effective_to,
+        {{ day_start('price_points.effective_from') }} as effective_from,
+        {{ day_start('price_points.effective_to') }} as effective_to,
         input_price.usd_per_token as input_usd_per_token,
         output_price.usd_per_token as output_usd_per_token,
         cached_price.usd_per_token as cached_input_usd_per_token,

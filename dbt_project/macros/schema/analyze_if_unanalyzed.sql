@@ -6,6 +6,14 @@
   incremental model keeps its statistics between passes; autovacuum refreshes them as it grows.
 -#}
 {% macro analyze_if_unanalyzed() -%}
+    {{ return(adapter.dispatch('analyze_if_unanalyzed', 'costwatch')()) }}
+{%- endmacro %}
+
+{#- Spark plans from the files it reads: nothing to do. -#}
+{% macro spark__analyze_if_unanalyzed() -%}
+{%- endmacro %}
+
+{% macro default__analyze_if_unanalyzed() -%}
     {%- if model.config.materialized in ('table', 'incremental') -%}
         do $analyze$
         begin

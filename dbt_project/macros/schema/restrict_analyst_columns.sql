@@ -5,6 +5,14 @@
   this runs in the same transaction, before it is visible.
 -#}
 {% macro restrict_analyst_columns() -%}
+    {{ return(adapter.dispatch('restrict_analyst_columns', 'costwatch')()) }}
+{%- endmacro %}
+
+{#- Spark: privileges are the catalog's (Unity Catalog column masks on Databricks). -#}
+{% macro spark__restrict_analyst_columns() -%}
+{%- endmacro %}
+
+{% macro default__restrict_analyst_columns() -%}
 do $restrict$
 declare
     analyst text;

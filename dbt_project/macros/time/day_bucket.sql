@@ -6,3 +6,7 @@
 {% macro default__day_bucket(column) -%}
     ((({{ column }}) at time zone 'UTC')::date)
 {%- endmacro %}
+
+{% macro spark__day_bucket(column) -%}
+    to_date({{ column }})
+{%- endmacro %}

@@ -6,3 +6,7 @@
 {% macro default__day_start(day_expression) -%}
     (({{ day_expression }})::timestamp at time zone 'UTC')
 {%- endmacro %}
+
+{% macro spark__day_start(day_expression) -%}
+    cast({{ day_expression }} as timestamp)
+{%- endmacro %}

@@ -42,7 +42,7 @@ typed as (
         trim(model) as model,
         input_tokens,
         output_tokens,
-        cost_usd as source_cost_usd,
+        {{ as_cost('cost_usd') }} as source_cost_usd,
         lower(trim(cost_source)) as source_cost_source,
         user_agent,
         cached_input_tokens,
@@ -51,7 +51,7 @@ typed as (
         nullif(lower(trim(provider)), '') as provider,
         lower(trim(model)) as price_model,
         {{ provider_key('provider') }} as price_provider,
-        coalesce({{ hour_bucket('created_at') }}, '-infinity'::timestamptz) as load_hour,
+        coalesce({{ hour_bucket('created_at') }}, {{ minus_infinity() }}) as load_hour,
         {{ hour_bucket('created_at') }} as hour,
         {{ day_bucket('created_at') }} as day
     from source
@@ -152,7 +152,7 @@ kept_before_window as (
             and kept.reject_reason is null
             and not kept.is_duplicate
     {%- else %}
-        select null::text as event_id
+        select cast(null as {{ type_text() }}) as event_id
         where false
     {%- endif %}
 ),
@@ -160,19 +160,20 @@ kept_before_window as (
 ranked as (
     select
         judged.*,
+        -- nulls last spelt out: PostgreSQL's default for asc, Spark's is nulls first
         row_number() over (
             partition by judged.reject_reason is null, judged.event_id
             order by
-                judged.created_at,
-                judged.user_id,
-                judged.session_id,
-                judged.feature,
-                judged.trigger_type,
-                judged.model,
-                judged.input_tokens,
-                judged.output_tokens,
-                judged.cost_usd,
-                judged.user_agent
+                judged.created_at nulls last,
+                judged.user_id nulls last,
+                judged.session_id nulls last,
+                judged.feature nulls last,
+                judged.trigger_type nulls last,
+                judged.model nulls last,
+                judged.input_tokens nulls last,
+                judged.output_tokens nulls last,
+                judged.cost_usd nulls last,
+                judged.user_agent nulls last
         ) as copy_number
     from judged
 ),

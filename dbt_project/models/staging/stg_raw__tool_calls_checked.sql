@@ -37,7 +37,7 @@ typed as (
         success,
         retries,
         latency_ms,
-        coalesce({{ hour_bucket('created_at') }}, '-infinity'::timestamptz) as load_hour,
+        coalesce({{ hour_bucket('created_at') }}, {{ minus_infinity() }}) as load_hour,
         {{ hour_bucket('created_at') }} as hour,
         {{ day_bucket('created_at') }} as day
     from source
@@ -73,7 +73,7 @@ kept_before_window as (
             and kept.reject_reason is null
             and not kept.is_duplicate
     {%- else %}
-        select null::text as call_id
+        select cast(null as {{ type_text() }}) as call_id
         where false
     {%- endif %}
 ),
@@ -81,16 +81,17 @@ kept_before_window as (
 ranked as (
     select
         judged.*,
+        -- nulls last spelt out: PostgreSQL's default for asc, Spark's is nulls first
         row_number() over (
             partition by judged.reject_reason is null, judged.call_id
             order by
-                judged.created_at,
-                judged.event_id,
-                judged.feature,
-                judged.tool_name,
-                judged.success,
-                judged.retries,
-                judged.latency_ms
+                judged.created_at nulls last,
+                judged.event_id nulls last,
+                judged.feature nulls last,
+                judged.tool_name nulls last,
+                judged.success nulls last,
+                judged.retries nulls last,
+                judged.latency_ms nulls last
         ) as copy_number
     from judged
 ),

@@ -24,7 +24,7 @@ final as (
         day,
         max(hour) as newest_hour,
         count(*) as requests,
-        count(distinct user_id collate "C") as unique_users,
+        count(distinct {{ bytewise('user_id') }}) as unique_users,
         percentile_cont(0.95) within group (order by input_tokens) as p95_input_tokens,
         percentile_cont(0.95) within group (order by output_tokens) as p95_output_tokens
     from events

@@ -8,7 +8,7 @@
 }}
 
 {%- set cutoff = none %}
-{%- if execute and is_incremental() %}
+{%- if execute and is_incremental() and narrows_windows() %}
     {%- set query %}
         select coalesce(
             (min(newest) - interval '{{ var("late_event_lookback_hours") | int }} hours')::text,
@@ -27,13 +27,13 @@
 with
 
 raw_inference_events as (
-    select coalesce({{ hour_bucket('created_at') }}, '-infinity'::timestamptz) as load_hour
+    select coalesce({{ hour_bucket('created_at') }}, {{ minus_infinity() }}) as load_hour
     from {{ source('raw', 'inference_events') }}
     where {{ since_cutoff('created_at', cutoff, or_null=true) }}
 ),
 
 raw_tool_calls as (
-    select coalesce({{ hour_bucket('created_at') }}, '-infinity'::timestamptz) as load_hour
+    select coalesce({{ hour_bucket('created_at') }}, {{ minus_infinity() }}) as load_hour
     from {{ source('raw', 'tool_calls') }}
     where {{ since_cutoff('created_at', cutoff, or_null=true) }}
 ),

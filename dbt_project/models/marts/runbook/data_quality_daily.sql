@@ -9,7 +9,7 @@ hourly as (
 final as (
     select
         case
-            when load_hour != '-infinity'::timestamptz then {{ day_bucket('load_hour') }}
+            when load_hour != {{ minus_infinity() }} then {{ day_bucket('load_hour') }}
         end as day,
         source,
         sum(raw_rows)::bigint as raw_rows,

@@ -40,7 +40,7 @@ previous as (
         current_hours.feature,
         coalesce(earlier.total_cost_usd, 0) as cost_usd
     from current_feature_hours as current_hours
-    cross join generate_series(1, {{ days }}) as steps (days_back)
+    cross join {{ integer_series(1, days, 'steps', 'days_back') }}
     inner join data_hours
         on data_hours.hour = current_hours.hour - steps.days_back * interval '24 hours'
     left join feature_hours as earlier

@@ -36,7 +36,7 @@ final as (
         total,
         total_cost_usd,
         coalesce(hidden, 0) as hidden,
-        coalesce(hidden, 0)::float / total as hidden_ratio,
+        {{ as_double('coalesce(hidden, 0)') }} / total as hidden_ratio,
         coalesce(hidden_cost_usd, 0) as hidden_cost_usd,
         coalesce(user_requests, 0) as user_requests,
         coalesce(undo_requests, 0) as undo_requests,

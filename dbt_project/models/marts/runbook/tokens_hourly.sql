@@ -41,17 +41,17 @@ final as (
         totals.sum_output_tokens,
         distributions.p95_input_tokens,
         distributions.p95_output_tokens,
-        totals.sum_input_tokens::numeric / totals.requests as avg_input_tokens,
-        totals.sum_output_tokens::numeric / totals.requests as avg_output_tokens,
+        {{ as_numeric('totals.sum_input_tokens') }} / totals.requests as avg_input_tokens,
+        {{ as_numeric('totals.sum_output_tokens') }} / totals.requests as avg_output_tokens,
         totals.sum_cached_input_tokens,
         totals.sum_cache_write_tokens,
         totals.sum_reasoning_tokens,
-        totals.sum_cached_input_tokens::numeric / totals.requests as avg_cached_input_tokens,
-        totals.sum_cache_write_tokens::numeric / totals.requests as avg_cache_write_tokens,
-        totals.sum_reasoning_tokens::numeric / totals.requests as avg_reasoning_tokens,
+        {{ as_numeric('totals.sum_cached_input_tokens') }} / totals.requests as avg_cached_input_tokens,
+        {{ as_numeric('totals.sum_cache_write_tokens') }} / totals.requests as avg_cache_write_tokens,
+        {{ as_numeric('totals.sum_reasoning_tokens') }} / totals.requests as avg_reasoning_tokens,
         case
             when totals.sum_input_tokens > 0
-                then totals.sum_cached_input_tokens::numeric / totals.sum_input_tokens
+                then {{ as_numeric('totals.sum_cached_input_tokens') }} / totals.sum_input_tokens
         end as cached_input_ratio
     from totals
     inner join distributions

@@ -33,8 +33,8 @@ final as (
         total_calls,
         failures,
         total_retries,
-        failures::float / total_calls as failure_rate,
-        total_retries::numeric / total_calls as avg_retries
+        {{ as_double('failures') }} / total_calls as failure_rate,
+        {{ as_numeric('total_retries') }} / total_calls as avg_retries
     from totals
 )
 
