@@ -67,6 +67,7 @@ ORDER = (
     "tests/test_detection_logic.py",
     # longest next (setup plus calls in CI), the rest in collection order after them
     "tests/test_accuracy.py",
+    "tests/test_engine_spark.py",
     "tests/test_pipeline.py",
     "tests/test_incremental.py",
     "tests/test_bench.py",
