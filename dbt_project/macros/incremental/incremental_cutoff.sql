@@ -13,7 +13,12 @@
     know how far the newest day is filled);
     `where` optionally restricts the rows that set the high-water mark. -#}
 {% macro incremental_cutoff(column, grain='hour', where=none) -%}
-    {%- if not (execute and is_incremental() and narrows_windows()) -%}
+    {%- if not (execute and is_incremental()) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {#- On Spark only a model partitioned by day narrows, at grain 'day': it selects whole days
+        from the cutoff on, and insert_overwrite replaces exactly those partitions. -#}
+    {%- if not (narrows_windows() or (grain == 'day' and config.get('partition_by') == ['day'])) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set lookback = var('late_event_lookback_hours') | int -%}
@@ -25,10 +30,10 @@
         {%- set expression = day_start("(max(" ~ column ~ ") - interval '" ~ lookback ~ " hours')::date") -%}
     {%- endif -%}
     {%- set query -%}
-        select coalesce(({{ expression }})::text, '-infinity')
+        select coalesce(cast(({{ expression }}) as {{ type_text() }}), '-infinity')
         from {{ this }}
         {% if where %}where {{ where }}{% endif %}
     {%- endset -%}
     {%- set value = run_query(query).columns[0].values()[0] -%}
-    {{ return("'" ~ value ~ "'::timestamptz") }}
+    {{ return(timestamp_literal(value)) }}
 {%- endmacro %}
