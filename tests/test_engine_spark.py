@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from orchestration.runbook.seed import SCENARIOS, seed
+from tests.conftest import costwatch_env, run_costwatch
 from tests.support.marts import RUNBOOK_MARTS, assert_close_rows, run_dbt
 from tests.support.runbook import (
     STEP_2,
@@ -31,23 +32,30 @@ from tests.support.runbook import (
     runbook,
     without_window,
 )
-from tests.support.spark import build_on_spark, spark_rows
+from tests.support.spark import build_then_pass_on_spark, export_raw, spark_rows
 
 pytestmark = pytest.mark.spark
 
 END = datetime(2026, 3, 2, tzinfo=UTC)
+NEXT = timedelta(hours=3)  # the incremental pass: three hours of a new day
 # Every table the runbook folder builds (its two views are not Parquet: staging verdicts).
 MARTS = (*RUNBOOK_MARTS, "data_quality_daily", "feature_cost_baseline_hourly")
 SELECTION = "+marts.runbook"
 
 
+DAILY_MARTS = ("cost_daily", "recompute_daily", "tokens_daily", "feature_cost_daily")
+
+
 class Built:
-    def __init__(self, url: str, home: Path, seconds: float, raw: dict[str, int]) -> None:
-        self.url, self.home, self.seconds, self.raw = url, home, seconds, raw
+    def __init__(self, url: str, home: Path, seconds: float, raw: dict, partitions: dict) -> None:
+        self.url, self.home, self.seconds = url, home, seconds
+        self.raw, self.partitions = raw, partitions
 
 
 @pytest.fixture(scope="module")
 def built(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """Every scenario built in full, then three more hours (a new day) in an incremental pass,
+    on both engines."""
     with psycopg.connect(module_db_url) as conn:
         for index, scenario in enumerate(SCENARIOS):
             seed(
@@ -60,9 +68,17 @@ def built(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Built
             )
     run_dbt(module_db_url, "run")
     home = tmp_path_factory.mktemp("spark")
+    export_raw(module_db_url, home / "raw_first")
+    last_end = END + timedelta(days=len(SCENARIOS) - 1)
+    with psycopg.connect(module_db_url) as conn:
+        seed(conn, "quiet", hours=3, events_per_hour=40, seed=99, end=last_end + NEXT)
+    run_dbt(module_db_url, "run")
+    raw = export_raw(module_db_url, home / "raw_next")
     started = time.monotonic()
-    raw = build_on_spark(module_db_url, home, SELECTION)
-    return Built(module_db_url, home, time.monotonic() - started, raw)
+    partitions = build_then_pass_on_spark(
+        home / "spark_home", home / "raw_first", home / "raw_next", SELECTION, DAILY_MARTS
+    )
+    return Built(module_db_url, home / "spark_home", time.monotonic() - started, raw, partitions)
 
 
 def _postgres_rows(url: str, table: str) -> list[dict]:
@@ -93,7 +109,20 @@ def test_the_spark_build_read_every_raw_row(built: Built) -> None:
         }
     assert built.raw == expected
     assert expected["inference_events"] > 10 * 2 * 24 * 40 * 0.5
-    print(f"spark build of {SELECTION}: {built.seconds:.0f} s (JVM start included)")
+    print(f"spark build and pass of {SELECTION}: {built.seconds:.0f} s (one JVM start)")
+
+
+@pytest.mark.parametrize("table", DAILY_MARTS)
+def test_the_pass_rewrote_only_the_days_from_its_cutoff(built: Built, table: str) -> None:
+    """Newest day before the pass minus the 6-hour lookback: the day before it, and the new
+    day; every older day partition is left as the full build wrote it."""
+    before, after = built.partitions["before"][table], built.partitions["after"][table]
+    days = sorted(before)
+    assert len(days) >= len(SCENARIOS)
+    rewritten = {day for day in after if before.get(day) != after[day]}
+    new_day = f"day={(END + timedelta(days=len(SCENARIOS) - 1)).date()}"
+    assert new_day not in before and new_day in after
+    assert rewritten == {days[-2], days[-1], new_day}, sorted(rewritten)
 
 
 @pytest.mark.parametrize("table", MARTS)
@@ -186,3 +215,32 @@ def test_spark_feature_cost_daily_equals_step_5(built: Built) -> None:
     )
     assert_close_rows(actual, expected, "feature_cost_daily on Spark")
     assert all(isinstance(row[0], date) for row in actual)
+
+
+def test_costwatch_sql_reads_the_spark_marts(built: Built, tmp_path: Path) -> None:
+    env = costwatch_env(
+        built.url, tmp_path, COSTWATCH_ENGINE="spark", COSTWATCH_HOME=str(built.home)
+    )
+    result = run_costwatch(
+        "sql",
+        "select day, requests, total_cost_usd from cost_daily order by day",
+        "--format",
+        "csv",
+        env=env,
+        check=True,
+    )
+    expected = _postgres_rows(built.url, "cost_daily")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "day,requests,total_cost_usd"
+    got = [line.split(",") for line in lines[1:]]
+    want = sorted((str(r["day"]), r["requests"], float(r["total_cost_usd"])) for r in expected)
+    assert [(d, int(n)) for d, n, _ in got] == [(d, n) for d, n, _ in want]
+    for (_, _, cost), (_, _, expected_cost) in zip(got, want, strict=True):
+        assert math.isclose(float(cost), expected_cost, rel_tol=1e-9)
+    for statement, message in (
+        ("delete from cost_daily", "only queries are run: the marts are read-only"),
+        ("select 1; select 2", "one statement only"),
+    ):
+        refused = run_costwatch("sql", statement, env=env)
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == f"costwatch: error: {message}"

@@ -61,6 +61,8 @@ STARTUP_IMPORTS: set[tuple[str, str]] = {
     ("orchestration.runbook.ingest.prices", "genai_prices.data_snapshot"),
     # pyarrow (0.3 s), only for a Langfuse export in Parquet.
     ("orchestration.runbook.ingest.langfuse", "pyarrow.parquet"),
+    # pyarrow and DuckDB (~0.5 s), only when `costwatch sql` reads the Spark marts.
+    ("orchestration.cli.sql", "orchestration.core.spark_files"),
     # matplotlib (0.6 s), only when a chart is drawn.
     ("orchestration.runbook.triage.chart", "matplotlib.backends.backend_agg"),
     ("orchestration.runbook.triage.chart", "matplotlib.dates"),

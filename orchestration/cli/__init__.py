@@ -80,6 +80,8 @@ def _announce_embedded_start(args: argparse.Namespace) -> None:
     needs = args.command in _STARTS_DATABASE or (
         args.command == "db" and args.db_command in db.STARTS_DATABASE
     )
+    if args.command in ("sql", "run", "triage") and sql.reads_spark():
+        return  # sql reads the Spark marts' files; run and triage refuse Spark (for now)
     if not needs or configured_url():
         return
     server = EmbeddedPostgres()

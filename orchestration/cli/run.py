@@ -13,6 +13,7 @@ from rich.markdown import Markdown
 from orchestration.cli.common import CostwatchError, console
 from orchestration.core.config import Config
 from orchestration.core.embedded import database_url
+from orchestration.core.engine import EngineError, require_postgres
 from orchestration.runbook.triage.report import summary_markdown, triage_markdown
 
 
@@ -64,7 +65,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres_only(command: str) -> None:
+    try:
+        require_postgres(command)
+    except EngineError as err:
+        raise CostwatchError(str(err)) from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _postgres_only("run")
     # Start-up time: Dagster and the definitions (seconds to import) load only for a pass.
     from orchestration.pipeline import PassError, run_pass
 
@@ -82,6 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_triage(args: argparse.Namespace) -> int:
+    _postgres_only("triage")
     markdown = triage_markdown(database_url(), spike_id=args.spike)
     if args.summary:
         markdown = summary_markdown(markdown)

@@ -1,5 +1,9 @@
 """`costwatch sql "SELECT ..." [--format table|csv|json]`: a read-only query on the marts.
 
+With COSTWATCH_ENGINE=spark the marts are the local Spark warehouse's Parquet files, queried in
+DuckDB in-process with file access and configuration locked, one SELECT only, the same formats
+(orchestration/core/spark_files.py: query_spark_marts). Otherwise PostgreSQL, as follows.
+
 For analysts and scripts. The query runs in a READ ONLY transaction with `marts` first on the
 search path (`select * from cost_hourly` works), as one statement only (a server-side cursor's
 DECLARE, or a prepared statement: `commit; delete ...` is refused whole), under a statement
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
@@ -24,9 +27,9 @@ import psycopg
 from orchestration.cli.common import CostwatchError, positive_int
 from orchestration.core.database import connect, first_line
 from orchestration.core.embedded import database_url
+from orchestration.core.engine import EngineError, engine_name
 
 FORMATS = ("table", "csv", "json")
-ENGINES = ("postgres", "spark")
 TABLE_ROWS_MAX = 10_000  # a terminal table past this is unreadable: use csv or json
 
 
@@ -52,22 +55,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def engine() -> str:
-    name = (os.environ.get("COSTWATCH_ENGINE") or "postgres").strip().lower()
-    if name not in ENGINES:
-        raise CostwatchError(f"COSTWATCH_ENGINE must be one of {', '.join(ENGINES)}, got {name!r}")
-    if name == "spark":
-        raise CostwatchError(
-            "COSTWATCH_ENGINE=spark: the Spark engine is not available in this version;"
-            " unset it to query the PostgreSQL marts"
-        )
-    return name
+    try:
+        return engine_name()
+    except EngineError as err:
+        raise CostwatchError(str(err)) from None
+
+
+def reads_spark() -> bool:
+    """Whether `costwatch sql` reads the Spark marts (no PostgreSQL to start)."""
+    try:
+        return engine_name() == "spark"
+    except EngineError:
+        return False
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    engine()
+    name = engine()
     query = args.query.strip().rstrip(";").strip()
     if not query:
         raise CostwatchError("no query given")
+    if name == "spark":
+        # pyarrow and DuckDB (~0.5 s): only when the Spark marts are queried.
+        from orchestration.core.spark_files import query_spark_marts
+
+        try:
+            columns, rows = query_spark_marts(query, args.timeout)
+            write(columns, rows, args.format, sys.stdout)
+        except EngineError as err:
+            raise CostwatchError(str(err)) from None
+        return 0
     with connect(database_url()) as conn:
         conn.execute("set transaction read only")
         conn.execute("select set_config('search_path', 'marts, public', true)")
