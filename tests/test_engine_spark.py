@@ -1,11 +1,13 @@
 """The same dbt project on Spark gives the same marts as on PostgreSQL (CONTRACT section 10).
 
 One small data set (every scenario of `costwatch seed`, as tests/test_marts.py seeds it) is built
-on PostgreSQL and, through Parquet, on local Spark (one `dbt build`, one JVM start). Every
-runbook mart is then compared column by column: the only check that catches the casts that
-change results silently (Spark's `::float` is 32-bit, its `::numeric` is decimal(10,0), its
-nulls sort first: ../shared/SPARK.md). The Spark marts are also checked against the runbook's
-own queries on the raw tables. `-m spark` selects this module; `-m "not spark"` leaves it out.
+on PostgreSQL and, through Parquet, on local Spark; three more hours (a new day) then go through
+an incremental pass on both (one process on Spark: one JVM start). Every runbook table mart is
+compared column by column to 1e-9: the check for what the same SQL text computes differently on
+Spark (../shared/SPARK.md: 32-bit `::float`, decimal(10,0) `::numeric`, nulls sorted first,
+`'-infinity'` as null). The Spark marts are also checked against the runbook's own queries, the
+pass against the day partitions it should rewrite, and `costwatch sql` on them. `-m spark`
+selects this module; `-m "not spark"` leaves it out.
 """
 
 from __future__ import annotations

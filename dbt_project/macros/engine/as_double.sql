@@ -1,4 +1,5 @@
-{#- A 64-bit float. Spark's `::float` is 32-bit (a ratio would lose digits past the 7th). -#}
+{#- A 64-bit float. Spark's `::float` is 32-bit: exact for the counts it casts today, but a
+    fraction would lose its digits past the 7th. -#}
 {% macro as_double(expression) -%}
     {{ return(adapter.dispatch('as_double', 'costwatch')(expression)) }}
 {%- endmacro %}
