@@ -68,12 +68,24 @@ def test_the_rendered_profile_is_what_dbt_renders_from_the_environment(tmp_path:
     config = Config.load(
         {"COSTWATCH_HOME": str(tmp_path), "COSTWATCH_DBT_THREADS": "3"}, database_url=URL
     )
-    environ = {**dbt_env(URL), "COSTWATCH_DBT_THREADS": "3"}
+    environ = {
+        **dbt_env(URL),
+        "COSTWATCH_DBT_THREADS": "3",
+        "COSTWATCH_ENGINE": "postgres",
+        "COSTWATCH_HOME": str(tmp_path.resolve()),
+    }
     set_invocation_context(environ)  # what dbt's env_var() reads (not this process's environment)
     expected = ProfileRenderer({}).render_data(yaml.safe_load(DBT_PROFILE_TEMPLATE.read_text()))
     assert config.dbt_profile() == expected
     output = expected["costwatch"]["outputs"]["default"]
     assert output["password"] == 'p:"ss #w' and output["port"] == 6543 and output["threads"] == 3
+    assert expected["costwatch"]["target"] == "default"
+    spark = Config.load(
+        {"COSTWATCH_HOME": str(tmp_path), "COSTWATCH_ENGINE": "Spark"}
+    ).dbt_profile()
+    assert spark["costwatch"]["target"] == "spark"
+    warehouse = spark["costwatch"]["outputs"]["spark"]["server_side_parameters"]
+    assert warehouse["spark.sql.warehouse.dir"] == f"{tmp_path.resolve()}/spark/warehouse"
 
 
 def test_the_profile_folder_is_private_and_named_by_its_content(tmp_path: Path) -> None:

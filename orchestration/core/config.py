@@ -125,7 +125,11 @@ class Config:
     def dbt_profile_environment(self) -> dict[str, str]:
         """The values dbt_project/profiles.yml reads with `env_var`, for this configuration (the
         connection as libpq would make it from the URL and the PG* defaults)."""
-        values = {"COSTWATCH_DBT_THREADS": str(self.dbt_threads)}
+        values = {
+            "COSTWATCH_DBT_THREADS": str(self.dbt_threads),
+            "COSTWATCH_ENGINE": self.engine,  # the profile's target
+            "COSTWATCH_HOME": str(self.home),  # Spark's warehouse and metastore
+        }
         if self.database_url:
             values.update(dbt_env(self.database_url, self.environ))
         return values
