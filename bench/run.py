@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from orchestration.core.database import connect, url_for_database
+from orchestration.core.dbt_log import STARTUP_FILE
 from orchestration.core.embedded import EmbeddedPostgres, configured_url
 from orchestration.core.schema import init_database
 from orchestration.runbook.seed import default_end, seed
@@ -141,9 +142,10 @@ def run_floor(url: str) -> dict[str, float]:
 
 
 def dbt_startup(run_id: str | None) -> dict[str, float]:
-    """dbt's own start-up in the pass's invocation, from its JSON log: the process until its
-    first line (Python imports), loading the partial-parse state and building the graph, then
-    the run's start (schemas, relation cache, on-run-start) until the first node."""
+    """dbt's own start-up in the pass's invocation, from the timestamps of its first events
+    (orchestration/defs/dbt.py: record_startup): the process until its first line (Python
+    imports), loading the partial-parse state and building the graph, then the run's start
+    (schemas, relation cache, on-run-start) until the first node."""
     folders = sorted(
         (ROOT / "dbt_project" / "target").glob(f"costwatch_dbt_assets-{(run_id or '?')[:7]}-*")
     )
@@ -152,23 +154,9 @@ def dbt_startup(run_id: str | None) -> dict[str, float]:
     folder = folders[-1]
     try:
         launched = float((folder / "costwatch-launched").read_text())
-        lines = (folder / "dbt.log").read_text().splitlines()
-    except (FileNotFoundError, ValueError):
-        return {}
-    first = found = node = None
-    for line in lines:
-        try:
-            info = json.loads(line)["info"]
-        except (ValueError, KeyError):
-            continue
-        ts = datetime.fromisoformat(info["ts"].replace("Z", "+00:00")).timestamp()
-        first = first or ts
-        if info.get("name") == "ConcurrencyLine":
-            found = ts
-        elif info.get("name") == "NodeStart":
-            node = ts
-            break
-    if not (first and found and node):
+        stamps = json.loads((folder / STARTUP_FILE).read_text())
+        first, found, node = stamps["first"], stamps["found"], stamps["node"]
+    except (FileNotFoundError, ValueError, KeyError):
         return {}
     return {
         "  dbt process start (imports)": round(first - launched, 3),

@@ -115,6 +115,9 @@ def create_database(server_url: str, name: str, init: bool = True) -> str:
     with connect(server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
         conn.execute(f'create database "{name}"')
+        # A test database is dropped at the end: its sessions need not wait for each commit's
+        # WAL flush (dbt commits once per model and test). Nothing a test checks depends on it.
+        conn.execute(f'alter database "{name}" set synchronous_commit = off')
     url = url_for_database(server_url, name)
     if init:
         init_database(url)

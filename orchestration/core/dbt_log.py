@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 
+# The timestamps of dbt's start-up in one invocation (written by orchestration/defs/dbt.py beside
+# `costwatch-launched` in its target folder, read by `make bench`).
+STARTUP_FILE = "costwatch-startup.json"
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FINISHED = re.compile(r"Finished running (?P<what>.+?) in .*\((?P<seconds>[\d.]+)s\)")
 _DONE = re.compile(r"Done\. (?P<counts>PASS=\d+.*TOTAL=\d+)")
