@@ -40,9 +40,11 @@ pytestmark = pytest.mark.spark
 
 END = datetime(2026, 3, 2, tzinfo=UTC)
 NEXT = timedelta(hours=3)  # the incremental pass: three hours of a new day
-# Every table the runbook folder builds (its two views are not Parquet: staging verdicts).
-MARTS = (*RUNBOOK_MARTS, "data_quality_daily", "feature_cost_baseline_hourly")
-SELECTION = "+marts.runbook"
+# Every table the runbook folder builds (its two views are not Parquet: staging verdicts), and
+# detection's: the baseline walk (spark__cost_baseline_walk) and the spikes it confirms.
+DETECTION_MARTS = ("cost_baseline_hourly", "cost_spikes")
+MARTS = (*RUNBOOK_MARTS, "data_quality_daily", "feature_cost_baseline_hourly", *DETECTION_MARTS)
+SELECTION = "+marts.runbook +cost_spikes"
 
 
 DAILY_MARTS = ("cost_daily", "recompute_daily", "tokens_daily", "feature_cost_daily")
@@ -152,6 +154,31 @@ def test_spark_mart_equals_the_postgres_mart_column_by_column(built: Built, tabl
                     f"{where}: {type(got).__name__} on Spark, {type(want).__name__} on PostgreSQL"
                 )
                 assert got == want, f"{where}: {got!r} on Spark, {want!r} on PostgreSQL"
+
+
+def test_spark_detection_finds_the_same_spikes(built: Built) -> None:
+    """The spikes (ids, hours, peaks, whether ongoing) and every hour's verdict are the same
+    on both engines, and the seeded incidents open some."""
+    columns = ("spike_id", "spike_start", "spike_end", "hours", "peak_hour", "is_ongoing")
+    expected = sorted(
+        tuple(_plain(row[c]) for c in columns) for row in _postgres_rows(built.url, "cost_spikes")
+    )
+    actual = sorted(
+        tuple(_plain(row[c]) for c in columns) for row in spark_rows(built.home, "cost_spikes")
+    )
+    assert expected, "no spike on PostgreSQL: the seeded incidents should open some"
+    assert actual == expected
+    verdicts = ("hour", "is_spike_hour", "is_severe_spike_hour", "is_suspected_spike", "spike_id")
+    hours = [
+        tuple(_plain(r[c]) for c in verdicts)
+        for r in spark_rows(built.home, "cost_baseline_hourly")
+    ]
+    want = [
+        tuple(_plain(r[c]) for c in verdicts)
+        for r in _postgres_rows(built.url, "cost_baseline_hourly")
+    ]
+    assert sorted(hours, key=str) == sorted(want, key=str)
+    print(f"spikes on both engines: {[row[0] for row in expected]}")
 
 
 def _spark(built: Built, table: str, *columns: str) -> list[tuple]:

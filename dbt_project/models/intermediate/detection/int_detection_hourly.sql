@@ -23,11 +23,7 @@ bounds as (
 ),
 
 spine as (
-    select hours.hour
-    from bounds
-    cross join lateral generate_series(
-        bounds.first_hour, bounds.newest_hour, interval '1 hour'
-    ) as hours (hour)
+    {{ hour_series('bounds', 'first_hour', 'newest_hour', 'hours', 'hour') }}
 ),
 
 final as (
@@ -35,9 +31,9 @@ final as (
         row_number() over (order by spine.hour)::integer as hour_index,
         spine.hour,
         coalesce(hourly_costs.requests, 0)::bigint as requests,
-        coalesce(hourly_costs.total_cost_usd, 0)::numeric as total_cost_usd,
-        sqrt(coalesce(hourly_costs.session_cost_sq_usd, 0))::float8 as cost_std_error_usd,
-        coalesce(hourly_costs.session_cost_sq_usd, 0)::float8 as cost_variance_usd2,
+        {{ as_numeric('coalesce(hourly_costs.total_cost_usd, 0)') }} as total_cost_usd,
+        {{ as_double('sqrt(coalesce(hourly_costs.session_cost_sq_usd, 0))') }} as cost_std_error_usd,
+        {{ as_double('coalesce(hourly_costs.session_cost_sq_usd, 0)') }} as cost_variance_usd2,
         coalesce(hourly_costs.requests, 0) > 0 as has_data,
         spine.hour < bounds.newest_hour as is_complete
     from spine

@@ -19,11 +19,19 @@ spike_hours as (
 ),
 
 peaks as (
-    select distinct on (spike_id)
+    select
         spike_id,
-        hour as peak_hour
-    from spike_hours
-    order by spike_id, excess_cost_usd desc, hour
+        peak_hour
+    from (
+        select
+            spike_id,
+            hour as peak_hour,
+            row_number() over (
+                partition by spike_id order by excess_cost_usd desc, hour
+            ) as peak_rank
+        from spike_hours
+    ) as ranked
+    where peak_rank = 1
 ),
 
 spikes as (
@@ -34,7 +42,7 @@ spikes as (
         count(*)::integer as hours,
         min(hour) filter (where is_spike_confirmed_hour) as confirmed_hour,
         sum(total_cost_usd) as total_cost_usd,
-        sum(baseline_cost_usd)::numeric as baseline_cost_usd
+        {{ as_numeric('sum(baseline_cost_usd)') }} as baseline_cost_usd
     from spike_hours
     group by spike_id
 ),
@@ -49,9 +57,10 @@ final as (
         spikes.total_cost_usd,
         spikes.baseline_cost_usd,
         spikes.total_cost_usd - spikes.baseline_cost_usd as excess_cost_usd,
-        (
-            (spikes.total_cost_usd - spikes.baseline_cost_usd) / nullif(spikes.baseline_cost_usd, 0)
-        )::float8 as pct_above_baseline,
+        {{ as_double(
+            '((spikes.total_cost_usd - spikes.baseline_cost_usd)'
+            ~ ' / nullif(spikes.baseline_cost_usd, 0))'
+        ) }} as pct_above_baseline,
         spikes.spike_end = newest.last_complete_hour as is_ongoing,
         spikes.confirmed_hour
     from spikes
