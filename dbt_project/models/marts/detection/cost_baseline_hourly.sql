@@ -62,6 +62,8 @@
   hour h uses hours up to h only: the walk is exact and causal, a replay hour by hour gives the
   same table. Cost: three array shifts and two small medians per hour; rebuilt every run.
   tests/support/detection.py is the same walk in Python (the tests compare them).
+  The walk's SQL is macro cost_baseline_walk: PostgreSQL's as above, and a Spark variant
+  (macros/detection/spark_cost_baseline_walk.sql) making the same decisions with arrays.
 -#}
 
 {{ cost_baseline_walk() }}
