@@ -25,7 +25,11 @@ from orchestration.core.database import dbt_env
 from orchestration.defs.expectations import build_expectation_checks, outcome_to_check_result
 from orchestration.defs.project import partial_parse_for_profile
 from orchestration.runbook.expectations.results import SuiteOutcome
-from orchestration.runbook.expectations.runner import sqlalchemy_url, validate_suite
+from orchestration.runbook.expectations.runner import (
+    before_gx_import,
+    sqlalchemy_url,
+    validate_suite,
+)
 from orchestration.runbook.expectations.suites import (
     CHECK_NAME,
     CheckSettings,
@@ -135,6 +139,7 @@ def test_one_suite_per_asset_with_its_severity() -> None:
 
 
 def test_every_expectation_is_a_valid_gx_expectation() -> None:
+    before_gx_import()
     from great_expectations.core import ExpectationSuite
 
     for suite in SUITES.values():
@@ -487,3 +492,19 @@ def test_definitions_attach_the_suites_and_the_pass_runs_them() -> None:
         if key.name == CHECK_NAME and key.asset_key.path[0] == "raw"
     }
     assert len(raw_check_keys) == 2
+
+
+def test_gx_imports_where_pyspark_would_exit_the_process() -> None:
+    """`python -c` (like a pytest-xdist worker) has a `__main__` without spec or file: there
+    pyspark's Spark Connect client, which GX imports if it can, calls sys.exit(0). costwatch
+    keeps it out first, so GX loads and the process goes on."""
+    code = (
+        "from orchestration.runbook.expectations.runner import before_gx_import\n"
+        "before_gx_import()\n"
+        "import great_expectations\n"
+        "print('gx loaded')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "gx loaded", done.stderr[-2000:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from datetime import datetime
@@ -38,11 +39,32 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
+def before_gx_import() -> None:
+    """What must hold before `import great_expectations`: its analytics off (GX reads the
+    variable at import), and pyspark's Spark Connect client kept out. pyspark is installed for
+    the Spark engine; GX imports `pyspark.sql.connect.dataframe` if it can, and that package's
+    `__init__` exits the process (`sys.exit(0)`, "Skipping doctests") when `__main__` has
+    neither a spec nor a file and its Connect extras are missing: a pytest-xdist worker,
+    `python -c`. costwatch never uses Spark Connect, so GX is told it is not there (an
+    ImportError, which GX expects), only in a process where the import would exit."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    main = sys.modules.get("__main__")
+    looks_like_doctests = (
+        main is not None
+        and getattr(main, "__spec__", None) is None
+        and not hasattr(main, "__file__")
+        and not hasattr(sys, "ps1")
+    )
+    if looks_like_doctests:
+        for name in ("pyspark.sql.connect.dataframe", "pyspark.sql.connect.session"):
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def _context(url: str):
     """The process's GX context for `url`, created once."""
     with _lock:
         if url not in _contexts:
-            os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+            before_gx_import()
             # Start-up time (GX takes seconds to import), and after its analytics are off.
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -109,6 +131,7 @@ def _asset_target(asset) -> tuple[str | None, str | None, str | None]:
 def _gx_suite(suite: Suite, indexed: list[tuple[int, dict[str, Any]]]):
     """A GX suite of some of the file's expectations, each tagged with its index in the file
     (GX does not keep the order of results)."""
+    before_gx_import()
     # Start-up time: as in _context.
     from great_expectations.core import ExpectationSuite
 
