@@ -159,7 +159,7 @@ def dbt_startup(run_id: str | None) -> dict[str, float]:
     except (FileNotFoundError, ValueError, KeyError):
         return {}
     return {
-        "  dbt process start (imports)": round(first - launched, 3),
+        "  dbt start (imports)": round(first - launched, 3),
         "  dbt parse (partial) and graph": round(found - first, 3),
         "  dbt run start (schemas, cache, hooks)": round(node - found, 3),
     }

@@ -80,3 +80,53 @@ def test_prune_target_dirs_keeps_the_newest_and_the_recent(tmp_path):
         f"costwatch_dbt_assets-run{h:02d}" for h in range(1, 5)
     ]
     assert recent.exists() and (tmp_path / "costwatch_dbt_assets-run00").exists()
+
+
+def test_the_in_process_dbt_gives_what_dagster_dbt_reads_of_a_process():
+    # dagster-dbt's invocation reads these of its subprocess; InProcessDbt stands in for it. An
+    # upgrade that reads anything else would fail on the first pass: say so here instead.
+    from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+
+    from orchestration.defs.dbt_in_process import InProcessDbt
+
+    used = set(re.findall(r"self\.process\.(\w+)", inspect.getsource(DbtCliInvocation)))
+    assert used, "dagster-dbt no longer reads self.process: look again at dbt_in_process"
+    missing = {name for name in used if not hasattr(InProcessDbt(args=["dbt"]), name)}
+    assert not missing, missing
+
+
+def test_dbt_runs_in_process_on_postgres_and_its_failure_is_dbts_exit_code(tmp_path):
+    from orchestration.defs.dbt_in_process import InProcessDbtInvocation
+
+    invocation = resource().cli(
+        ["build", "--no-such-flag"],
+        manifest=dbt_project.manifest_path,
+        raise_on_error=False,
+        target_path=tmp_path / "target",
+    )
+    assert isinstance(invocation, InProcessDbtInvocation)
+    assert not invocation.is_successful()
+    # dbt's own exit code for a usage error (2), one message naming it, and the stream, read
+    # again as dagster-dbt does, ends at once.
+    assert invocation.process.returncode == 2
+    assert len(invocation._error_messages) == 1
+    assert "no-such-flag" in invocation._error_messages[0]
+    assert list(invocation._stream_stdout()) == []
+    assert "--no-such-flag" in invocation.dbt_command
+
+
+def test_dbt_stays_a_subprocess_on_spark(tmp_path):
+    # dbt-spark's session target starts a JVM in dbt's process: it must end with the command.
+    from orchestration.defs.dbt_in_process import InProcessDbtInvocation
+
+    spark = PassLockedDbtCliResource(
+        project_dir=dbt_project,
+        dbt_executable=DBT_EXECUTABLE,
+        settings=Config.load({"COSTWATCH_ENGINE": "spark"}, database_url="postgresql://x@h/d"),
+    )
+    invocation = spark.cli(
+        ["--version"], manifest=dbt_project.manifest_path, raise_on_error=False,
+        target_path=tmp_path / "target",
+    )  # fmt: skip
+    assert not isinstance(invocation, InProcessDbtInvocation)
+    assert invocation.process.wait() == 0

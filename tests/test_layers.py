@@ -52,6 +52,9 @@ STARTUP_IMPORTS: set[tuple[str, str]] = {
     ("orchestration.pipeline", "orchestration.definitions"),
     ("orchestration.pipeline", "orchestration.instance"),
     ("orchestration.pipeline", "dagster"),
+    # dbt's command line, imported when dbt runs in the pass's process, not when it loads.
+    ("orchestration.defs.dbt_in_process", "dbt.cli.main"),
+    ("orchestration.defs.dbt_in_process", "dbt_common.events.functions"),
     # Great Expectations takes seconds to import: loaded when a suite first runs.
     ("orchestration.runbook.expectations.runner", "great_expectations"),
     ("orchestration.runbook.expectations.runner", "great_expectations.data_context.types.base"),

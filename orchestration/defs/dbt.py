@@ -92,13 +92,13 @@ def costwatch_dbt_assets(
     # dbt keys partial parsing on the database: give it the project's state made current for
     # this one, or it parses the whole project again for every new database.
     partial_parse_for_profile(dbt_project.project_dir / target_path, dbt.settings)
-    # When dbt's process was launched, for `make bench`'s breakdown of dbt's own start-up.
+    # When dbt was launched, for `make bench`'s breakdown of dbt's own start-up.
     launched = dbt_project.project_dir / target_path / "costwatch-launched"
     launched.parent.mkdir(parents=True, exist_ok=True)
     launched.write_text(f"{time.time():.6f}")
     invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target_path)
     record_startup(invocation, launched.with_name(STARTUP_FILE))
-    # dbt now runs in its own process: load Great Expectations meanwhile, for the checks after it.
+    # dbt now runs (in its thread, or on Spark its process): load Great Expectations meanwhile.
     warm_up(dbt.database_url)
     yield from invocation.stream()
     prune_target_dirs(invocation.target_path.parent, f"{context.op_execution_context.op.name}-")

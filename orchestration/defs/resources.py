@@ -13,16 +13,25 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
 import psycopg
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+from dagster_dbt.asset_utils import (
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+from dagster_dbt.dagster_dbt_translator import validate_opt_translator
+from dagster_dbt.dbt_manifest import DbtManifestParam, validate_manifest
 from packaging import version
 from pydantic import PrivateAttr
 
 from orchestration.core.config import Config
 from orchestration.core.database import connect
 from orchestration.core.locks import PassError, pass_lock
+from orchestration.defs.dbt_in_process import InProcessDbtInvocation
 from orchestration.runbook.expectations.suites import CheckSettings
 from orchestration.runbook.incidents.settings import IncidentSettings
 
@@ -89,6 +98,70 @@ class PassLockedDbtCliResource(DbtCliResource):
             args += ["--vars", json.dumps(dict(self.settings.dbt_vars), sort_keys=True)]
         return args
 
+    def cli(
+        self,
+        args: Sequence[str],
+        *,
+        raise_on_error: bool = True,
+        manifest: DbtManifestParam | None = None,
+        dagster_dbt_translator: DagsterDbtTranslator | None = None,
+        context: dg.OpExecutionContext | dg.AssetExecutionContext | None = None,
+        target_path: Path | None = None,
+    ) -> DbtCliInvocation:
+        """dagster-dbt's `cli()`, with dbt in this process on PostgreSQL (`dbt_in_process`).
+
+        On Spark dbt stays a subprocess: its session target starts a JVM in dbt's process,
+        and that JVM (holding the local metastore) must end with the command."""
+        if self.settings.engine != "postgres":
+            return super().cli(
+                args,
+                raise_on_error=raise_on_error,
+                manifest=manifest,
+                dagster_dbt_translator=dagster_dbt_translator,
+                context=context,
+                target_path=target_path,
+            )
+        # What dagster-dbt's cli() does before it starts its subprocess: the selection of the
+        # assets and checks the run asked for, and a target folder of the invocation's own.
+        translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
+        cleaned_args, selects, excludes = extract_runtime_selection_from_args(args)
+        params = get_updated_cli_invocation_params_for_context(
+            context=context,
+            manifest=validate_manifest(manifest) if manifest else {},
+            dagster_dbt_translator=translator,
+            runtime_selects=selects,
+            runtime_excludes=excludes,
+        )
+        project_dir = Path(
+            params.dbt_project.project_dir if params.dbt_project else self.project_dir
+        )
+        target_path = target_path or self._get_unique_target_path(context=context)
+        if not target_path.is_absolute():
+            target_path = project_dir / target_path
+        indirect = (
+            ["--indirect-selection", params.indirect_selection] if params.indirect_selection else []
+        )
+        profile = [*(["--profile", self.profile] if self.profile else []),
+                   *(["--target", self.target] if self.target else [])]  # fmt: skip
+        return InProcessDbtInvocation.start(
+            [
+                *self.global_config_flags,
+                *cleaned_args,
+                *profile,
+                *params.selection_args,
+                *indirect,
+            ],  # fmt: skip
+            project_dir=project_dir,
+            target_path=target_path,
+            manifest=params.manifest,
+            dagster_dbt_translator=params.dagster_dbt_translator,
+            raise_on_error=raise_on_error,
+            context=context,
+            adapter=None,
+            cli_version=self._cli_version,
+            project=params.dbt_project,
+        )
+
     # Two start-up costs of dagster-dbt's `cli()` that a pass does not need (pinned dagster-dbt;
     # tests/test_dbt_resource.py fails if an upgrade renames them):
     @cached_property
@@ -98,7 +171,7 @@ class PassLockedDbtCliResource(DbtCliResource):
         return version.parse(importlib.metadata.version("dbt-core"))
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
-        """dagster-dbt imports dbt and opens an adapter in this process (~4 s) only to serve
-        `fetch_column_metadata` and `fetch_row_counts`, which costwatch does not use; dbt itself
-        runs in its own process either way."""
+        """dagster-dbt opens a second dbt adapter in this process (~4 s) only to serve
+        `fetch_column_metadata` and `fetch_row_counts`, which costwatch does not use; the
+        build has its own, in this process or in dbt's."""
         return None
