@@ -1,29 +1,12 @@
 -- Tool calls of each spike window against its baseline window, by tool and calling feature
--- (runbook step 6): expected (`_before`, weighted baseline hours) and actual (`_after`).
+-- (runbook step 6): expected (`_before`, weighted baseline hours) and actual (`_after`); the sum
+-- over the spike's hours of int_diagnosis_slot_tools.
 with
 
-windows as (
-    select * from {{ ref('int_diagnosis_windows') }}
-),
-
-tool_facts as (
-    select * from {{ ref('int_tool_calls_hourly_facts') }}
-    where hour in (select windows.hour from windows)
-),
-
-joined as (
-    select
-        windows.spike_id,
-        windows.period,
-        windows.weight,
-        tool_facts.tool_name,
-        tool_facts.feature,
-        tool_facts.total_calls::float8 as calls,
-        tool_facts.failures::float8 as failures,
-        tool_facts.total_retries::float8 as retries
-    from windows
-    inner join tool_facts
-        on windows.hour = tool_facts.hour
+slot_tools as (
+    select * from {{ ref('int_diagnosis_slot_tools') }}
+    -- a slot without calls keeps one row with null keys
+    where tool_name is not null
 ),
 
 final as (
@@ -31,14 +14,17 @@ final as (
         spike_id,
         tool_name,
         feature,
-        coalesce(sum(weight * calls) filter (where period = 'baseline'), 0) as calls_before,
-        coalesce(sum(calls) filter (where period = 'spike'), 0) as calls_after,
-        coalesce(sum(weight * failures) filter (where period = 'baseline'), 0) as failures_before,
-        coalesce(sum(failures) filter (where period = 'spike'), 0) as failures_after,
-        coalesce(sum(weight * retries) filter (where period = 'baseline'), 0) as retries_before,
-        coalesce(sum(retries) filter (where period = 'spike'), 0) as retries_after
-    from joined
+        {{ as_double('coalesce(sum(calls_before), 0)') }} as calls_before,
+        {{ as_double('coalesce(sum(calls_after), 0)') }} as calls_after,
+        {{ as_double('coalesce(sum(failures_before), 0)') }} as failures_before,
+        {{ as_double('coalesce(sum(failures_after), 0)') }} as failures_after,
+        {{ as_double('coalesce(sum(retries_before), 0)') }} as retries_before,
+        {{ as_double('coalesce(sum(retries_after), 0)') }} as retries_after
+    from slot_tools
     group by spike_id, tool_name, feature
 )
 
+-- in key order: the float sums downstream add these rows in the order they are read, so a
+-- table built by any sequence of passes gives the same digits as a full refresh
 select * from final
+order by spike_id, tool_name, feature

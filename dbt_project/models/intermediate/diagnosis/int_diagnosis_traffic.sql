@@ -1,106 +1,28 @@
 {#-
   Who and what sent the requests of each spike window against its baseline window (runbook steps 2
   and 4): hourly distinct users and 95th percentiles of tokens (means over the windows' hours, from
-  int_inference_hourly_distributions), and from the events themselves the top users' share of
-  requests (per day's window: the spike's hours, or the same hours on one baseline day, averaged
-  over those days) and the top user agents' shares, so bot traffic or abuse shows. Reads only the
-  events of the windows' hours (the created_at index bounds the scan).
-
-  Incremental per spike: a spike is computed again only when its `windows_fingerprint` changed,
-  a digest of its windows' hours, weights and each hour's request count (so a late or removed
-  event in a window hour counts as a change) and of `diagnosis_top_users`. A settled spike's
-  windows are days of events; reading them every hour would make the pass grow with the history.
-  Spikes that no longer exist are deleted.
+  int_inference_hourly_distributions), and from the events' counts per spike hour
+  (int_diagnosis_slot_traffic, added up over the spike's hours) the top users' share of requests
+  (per day's window: the spike's hours, or the same hours on one baseline day, averaged over
+  those days) and the top user agents' shares, so bot traffic or abuse shows. Sums are exact
+  numerics: the same whatever pass built each hour.
 -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='spike_id',
-        post_hook=[
-            "delete from {{ this }} where spike_id not in"
-            " (select spike_id from {{ ref('int_diagnosis_windows') }})"
-        ],
-    )
-}}
-
 
 with
 
-all_windows as (
+windows as (
     select * from {{ ref('int_diagnosis_windows') }}
 ),
 
-window_hours as (
-    select * from {{ ref('int_inference_hourly_distributions') }}
-    where hour in (select all_windows.hour from all_windows)
-),
-
-fingerprints as (
-    select
-        all_windows.spike_id,
-        md5(
-            '{{ var("diagnosis_top_users") }};'
-            || string_agg(
-                all_windows.period || ' ' || all_windows.hour::text || ' '
-                || all_windows.weight::text || ' ' || coalesce(window_hours.requests, 0)::text,
-                ',' order by all_windows.period, all_windows.hour
-            )
-        ) as windows_fingerprint
-    from all_windows
-    left join window_hours
-        on all_windows.hour = window_hours.hour
-    group by all_windows.spike_id
-),
-
-changed as (
-    select fingerprints.*
-    from fingerprints
-    {%- if compare %}
-        left join {{ this }} as built
-            on
-                fingerprints.spike_id = built.spike_id
-                and fingerprints.windows_fingerprint = built.windows_fingerprint
-        where built.spike_id is null
-    {%- endif %}
-),
-
-windows as (
-    select all_windows.*
-    from all_windows
-    inner join changed
-        on all_windows.spike_id = changed.spike_id
-),
-
 distributions as (
-    select * from window_hours
+    select * from {{ ref('int_inference_hourly_distributions') }}
     where hour in (select windows.hour from windows)
 ),
 
-bounds as (
-    select
-        min(hour) as first_hour,
-        max(hour) + interval '1 hour' as end_hour
-    from windows
-),
-
-events as (
-    select * from {{ ref('stg_raw__inference_events') }}
-    where
-        created_at >= (select bounds.first_hour from bounds)
-        and created_at < (select bounds.end_hour from bounds)
-),
-
-window_events as (
-    select
-        windows.spike_id,
-        windows.period,
-        windows.days_back,
-        windows.weight,
-        events.user_id,
-        events.user_agent
-    from windows
-    inner join events
-        on windows.hour = events.hour
+slot_traffic as (
+    select * from {{ ref('int_diagnosis_slot_traffic') }}
+    -- a slot without events keeps one row with a null days_back
+    where days_back is not null
 ),
 
 user_requests as (
@@ -108,8 +30,8 @@ user_requests as (
         spike_id,
         days_back,
         user_id,
-        count(*) as requests
-    from window_events
+        sum(requests) as requests
+    from slot_traffic
     group by spike_id, days_back, user_id
 ),
 
@@ -126,8 +48,10 @@ per_day as (
     select
         spike_id,
         days_back,
-        sum(requests) filter (where user_rank <= {{ var('diagnosis_top_users') }})::float8
-        / sum(requests) as top_users_share
+        {{ as_numeric(
+            "sum(requests) filter (where user_rank <= " ~ var('diagnosis_top_users') ~ ")"
+        ) }}
+        / {{ as_numeric('sum(requests)') }} as top_users_share
     from ranked_users
     group by spike_id, days_back
 ),
@@ -135,8 +59,10 @@ per_day as (
 users as (
     select
         spike_id,
-        avg(top_users_share) filter (where days_back > 0) as top_users_share_before,
-        avg(top_users_share) filter (where days_back = 0) as top_users_share_after
+        {{ as_double('avg(top_users_share) filter (where days_back > 0)') }}
+            as top_users_share_before,
+        {{ as_double('avg(top_users_share) filter (where days_back = 0)') }}
+            as top_users_share_after
     from per_day
     group by spike_id
 ),
@@ -144,19 +70,24 @@ users as (
 hourly as (
     select
         windows.spike_id,
-        sum(windows.weight * distributions.unique_users) filter (where windows.period = 'baseline')
-        / sum(windows.weight) filter (where windows.period = 'baseline') as unique_users_before,
-        avg(distributions.unique_users) filter (where windows.period = 'spike')
+        {{ diagnosis_weighted_mean('distributions.unique_users') }} as unique_users_before,
+        {{ as_double(
+            'avg(' ~ as_numeric('distributions.unique_users') ~ ")"
+            ~ " filter (where windows.period = 'spike')"
+        ) }}
             as unique_users_after,
-        sum(windows.weight * distributions.p95_input_tokens) filter (where windows.period = 'baseline')
-        / sum(windows.weight) filter (where windows.period = 'baseline')
-            as p95_input_tokens_before,
-        avg(distributions.p95_input_tokens) filter (where windows.period = 'spike')
+        {{ diagnosis_weighted_mean('distributions.p95_input_tokens') }} as p95_input_tokens_before,
+        {{ as_double(
+            'avg(' ~ as_numeric('distributions.p95_input_tokens') ~ ")"
+            ~ " filter (where windows.period = 'spike')"
+        ) }}
             as p95_input_tokens_after,
-        sum(windows.weight * distributions.p95_output_tokens) filter (where windows.period = 'baseline')
-        / sum(windows.weight) filter (where windows.period = 'baseline')
+        {{ diagnosis_weighted_mean('distributions.p95_output_tokens') }}
             as p95_output_tokens_before,
-        avg(distributions.p95_output_tokens) filter (where windows.period = 'spike')
+        {{ as_double(
+            'avg(' ~ as_numeric('distributions.p95_output_tokens') ~ ")"
+            ~ " filter (where windows.period = 'spike')"
+        ) }}
             as p95_output_tokens_after
     from windows
     inner join distributions
@@ -167,19 +98,20 @@ hourly as (
 agents as (
     select
         spike_id,
-        coalesce(user_agent, '(none)') as user_agent,
-        coalesce(sum(weight) filter (where period = 'baseline'), 0) as requests_before,
-        count(*) filter (where period = 'spike') as requests_after
-    from window_events
-    group by spike_id, coalesce(user_agent, '(none)')
+        user_agent,
+        coalesce(sum(weighted_requests) filter (where days_back > 0), 0) as requests_before,
+        coalesce(sum(requests) filter (where days_back = 0), 0) as requests_after
+    from slot_traffic
+    group by spike_id, user_agent
 ),
 
 agent_shares as (
     select
         *,
-        requests_before / nullif(sum(requests_before) over (partition by spike_id), 0)
-            as share_before,
-        requests_after::float8 / nullif(sum(requests_after) over (partition by spike_id), 0)
+        {{ as_double(
+            '(requests_before / nullif(sum(requests_before) over (partition by spike_id), 0))'
+        ) }} as share_before,
+        {{ as_double('requests_after') }} / nullif(sum(requests_after) over (partition by spike_id), 0)
             as share_after,
         row_number() over (
             partition by spike_id order by requests_after desc, user_agent
@@ -208,7 +140,6 @@ top_agents as (
 final as (
     select
         hourly.spike_id,
-        changed.windows_fingerprint,
         hourly.unique_users_before,
         hourly.unique_users_after,
         users.top_users_share_before,
@@ -219,8 +150,6 @@ final as (
         hourly.p95_output_tokens_after,
         top_agents.top_user_agents
     from hourly
-    inner join changed
-        on hourly.spike_id = changed.spike_id
     left join users
         on hourly.spike_id = users.spike_id
     left join top_agents
