@@ -43,6 +43,6 @@ def test_bench_prints_all_four_parts_and_writes_json(server_url: str, tmp_path: 
     breakdown = figures["full_run"]["breakdown"]
     assert breakdown["dbt build step (total)"] > 0
     assert "GX expectation suites" in breakdown and "incident sensors" in breakdown
-    for part in ("process start (imports)", "parse (partial) and graph", "run start"):
+    for part in ("dbt start (imports)", "parse (partial) and graph", "run start"):
         assert any(part in key and value > 0 for key, value in breakdown.items()), part
     assert len(figures["floor"]["statements"]) == 15  # dedupe x2 + 11 marts + schema x2
