@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -34,7 +33,13 @@ from tests.support.runbook import (
     runbook,
     without_window,
 )
-from tests.support.spark import build_then_pass_on_spark, export_raw, spark_rows
+from tests.support.spark import (
+    assert_same_mart,
+    build_then_pass_on_spark,
+    export_raw,
+    plain,
+    spark_rows,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -47,13 +52,15 @@ MARTS = (*RUNBOOK_MARTS, "data_quality_daily", "feature_cost_baseline_hourly", *
 SELECTION = "+marts.runbook +cost_spikes"
 
 
+EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 DAILY_MARTS = ("cost_daily", "recompute_daily", "tokens_daily", "feature_cost_daily")
 
 
 class Built:
-    def __init__(self, url: str, home: Path, seconds: float, raw: dict, partitions: dict) -> None:
+    def __init__(self, url: str, home: Path, seconds: float, raw: dict, report: dict) -> None:
         self.url, self.home, self.seconds = url, home, seconds
-        self.raw, self.partitions = raw, partitions
+        self.raw, self.partitions = raw, report
+        self.suites = report["suites"]
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +91,15 @@ def built(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Built
     run_dbt(module_db_url, "run", select=SELECTION)
     raw = export_raw(module_db_url, home / "raw_next")
     started = time.monotonic()
-    partitions = build_then_pass_on_spark(
-        home / "spark_home", home / "raw_first", home / "raw_next", SELECTION, DAILY_MARTS
+    report = build_then_pass_on_spark(
+        home / "spark_home",
+        home / "raw_first",
+        home / "raw_next",
+        SELECTION,
+        DAILY_MARTS,
+        suites_now=last_end + NEXT,
     )
-    return Built(module_db_url, home / "spark_home", time.monotonic() - started, raw, partitions)
+    return Built(module_db_url, home / "spark_home", time.monotonic() - started, raw, report)
 
 
 def _postgres_rows(url: str, table: str) -> list[dict]:
@@ -96,18 +108,6 @@ def _postgres_rows(url: str, table: str) -> list[dict]:
         cur = conn.execute(f"select * from marts.{table}")
         names = [d.name for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return value
-
-
-def _key(row: dict, columns: list[str]) -> tuple:
-    return tuple((row[c] is None, str(_plain(row[c]))) for c in columns)
 
 
 def test_the_spark_build_read_every_raw_row(built: Built) -> None:
@@ -136,29 +136,27 @@ def test_the_pass_rewrote_only_the_days_from_its_cutoff(built: Built, table: str
 
 @pytest.mark.parametrize("table", MARTS)
 def test_spark_mart_equals_the_postgres_mart_column_by_column(built: Built, table: str) -> None:
-    expected = _postgres_rows(built.url, table)
-    actual = spark_rows(built.home, table)
-    assert expected, f"{table}: no rows on PostgreSQL"
-    columns = list(expected[0])
-    assert sorted(actual[0]) == sorted(columns), f"{table}: columns differ"
-    assert len(actual) == len(expected), f"{table}: {len(actual)} rows, expected {len(expected)}"
-    # A row's identity: its columns that are not fractional measures (exact on both engines).
-    key_columns = [c for c in columns if not isinstance(expected[0][c], Decimal | float)]
-    expected.sort(key=lambda row: _key(row, key_columns))
-    actual.sort(key=lambda row: _key(row, key_columns))
-    for column in columns:
-        for want_row, got_row in zip(expected, actual, strict=True):
-            want, got = _plain(want_row[column]), _plain(got_row[column])
-            where = f"{table}.{column} at {_key(want_row, key_columns)}"
-            if isinstance(want, float) and isinstance(got, float):
-                assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), (
-                    f"{where}: {got!r} on Spark, {want!r} on PostgreSQL"
-                )
-            else:
-                assert type(got) is type(want) or want is None or got is None, (
-                    f"{where}: {type(got).__name__} on Spark, {type(want).__name__} on PostgreSQL"
-                )
-                assert got == want, f"{where}: {got!r} on Spark, {want!r} on PostgreSQL"
+    assert_same_mart(table, _postgres_rows(built.url, table), spark_rows(built.home, table))
+
+
+def test_every_expectation_suite_passes_on_the_spark_tables(built: Built) -> None:
+    """GX's Spark datasource, in the session that built the marts (after dbt finished): every
+    suite of expectations/ on the Spark marts and raw Parquet, cross-table rules included."""
+    suites = {name: o for name, o in built.suites.items() if name != "broken cost_hourly"}
+    assert sorted(suites) == sorted(p.stem for p in EXPECTATIONS.glob("*.json"))
+    for name, outcome in suites.items():
+        assert outcome["findings"] == [], f"{name} on Spark: {outcome}"
+        assert outcome["rows"], f"{name} on Spark: no rows checked"
+    print({name: outcome["seconds"] for name, outcome in built.suites.items()})
+
+
+def test_an_expectation_suite_on_spark_finds_a_broken_mart(built: Built) -> None:
+    """cost_hourly with one hour twice: the uniqueness of hour and the daily reconciliation
+    with data_quality_daily fail on Spark as they would on PostgreSQL."""
+    findings = built.suites["broken cost_hourly"]["findings"]
+    assert "expect_column_values_to_be_unique(hour)" in findings, findings
+    assert any("reconcile with data_quality_daily.clean_rows" in f for f in findings), findings
+    assert not any("could not run" in f for f in findings), findings
 
 
 def test_spark_detection_finds_the_same_spikes(built: Built) -> None:
@@ -166,20 +164,19 @@ def test_spark_detection_finds_the_same_spikes(built: Built) -> None:
     on both engines, and the seeded incidents open some."""
     columns = ("spike_id", "spike_start", "spike_end", "hours", "peak_hour", "is_ongoing")
     expected = sorted(
-        tuple(_plain(row[c]) for c in columns) for row in _postgres_rows(built.url, "cost_spikes")
+        tuple(plain(row[c]) for c in columns) for row in _postgres_rows(built.url, "cost_spikes")
     )
     actual = sorted(
-        tuple(_plain(row[c]) for c in columns) for row in spark_rows(built.home, "cost_spikes")
+        tuple(plain(row[c]) for c in columns) for row in spark_rows(built.home, "cost_spikes")
     )
     assert expected, "no spike on PostgreSQL: the seeded incidents should open some"
     assert actual == expected
     verdicts = ("hour", "is_spike_hour", "is_severe_spike_hour", "is_suspected_spike", "spike_id")
     hours = [
-        tuple(_plain(r[c]) for c in verdicts)
-        for r in spark_rows(built.home, "cost_baseline_hourly")
+        tuple(plain(r[c]) for c in verdicts) for r in spark_rows(built.home, "cost_baseline_hourly")
     ]
     want = [
-        tuple(_plain(r[c]) for c in verdicts)
+        tuple(plain(r[c]) for c in verdicts)
         for r in _postgres_rows(built.url, "cost_baseline_hourly")
     ]
     assert sorted(hours, key=str) == sorted(want, key=str)
