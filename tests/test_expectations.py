@@ -370,6 +370,11 @@ MART_BREAKS = {
         ["update marts.cost_spikes set peak_hour = spike_end + interval '1 hour'"],
         ["unexpected_rows_expectation: start <= peak <= end"],
     ),
+    "cost_spikes hours not the run's length": (
+        "cost_spikes",
+        ["update marts.cost_spikes set hours = hours + 1"],
+        ["unexpected_rows_expectation: start <= peak <= end"],
+    ),
 }
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestration.core.database import validate_url
@@ -177,13 +180,121 @@ def validate_suite(
     url: str, suite: Suite, settings: CheckSettings, now: datetime | None = None
 ) -> SuiteOutcome:
     """Validate one suite on its batch; failures of GX itself become findings, never raise."""
+    return _outcome(suite, settings, lambda: _batch(_context(url), suite, settings), now)
+
+
+# --------------------------------------------------------------------------- on Spark
+# The suites run on Spark through GX's Spark datasource, in the Spark session that built the
+# marts, once dbt has finished (tests/support/spark_runner.py). Chosen over GX on the marts'
+# Parquet files: a second session cannot open while dbt holds the Derby metastore, and a new one
+# after dbt costs another JVM start (~20 s); GX's pandas datasource has no unexpected_rows
+# (the cross-table rules), and its SQL datasource on DuckDB (duckdb-engine 0.17) cannot reflect a
+# table under SQLAlchemy 2.1. On Databricks the same code runs in the job's own session.
+SPARK_DATASOURCE = "costwatch_spark"
+_RAW_TABLE = re.compile(r"\braw\.(inference_events|tool_calls|change_events)\b")
+_AT_UTC = re.compile(r"\s+at\s+time\s+zone\s+'UTC'", re.IGNORECASE)
+_FLOAT8 = re.compile(r"::float8\b", re.IGNORECASE)
+
+
+def spark_sql(query: str, raw: str) -> str:
+    """A suite's SQL (PostgreSQL's) as Spark SQL: the session's zone is UTC (profiles.yml), so
+    `x at time zone 'UTC'` is `x` there (a timestamp is an instant shown in UTC either way), and
+    `raw.<table>` is the Parquet folder the dbt sources read (COSTWATCH_SPARK_RAW), and
+    `::float8` is `::double` (64-bit on both; Spark has no float8). Everything else in the
+    suites is the same text on both engines (tests/test_engine_spark.py runs them)."""
+    query = _FLOAT8.sub("::double", _AT_UTC.sub("", query))
+    if "/" in raw or ":" in raw:  # a folder of Parquet folders, as the dbt sources read it
+        return _RAW_TABLE.sub(lambda m: f"parquet.`{raw}/{m[1]}`", query)
+    return _RAW_TABLE.sub(lambda m: f"{raw}.{m[1]}", query)  # catalog tables in schema `raw`
+
+
+def _spark_context():
+    with _lock:
+        if SPARK_DATASOURCE not in _contexts:
+            before_gx_import()
+            import great_expectations as gx  # noqa: PLC0415 (start-up time, as in _context)
+            from great_expectations.data_context.types.base import (  # noqa: PLC0415
+                ProgressBarsConfig,
+            )
+
+            logging.getLogger("great_expectations").setLevel(logging.WARNING)
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            context.data_sources.add_spark(SPARK_DATASOURCE)
+            _contexts[SPARK_DATASOURCE] = context
+        return _contexts[SPARK_DATASOURCE]
+
+
+def _spark_batch(spark, suite: Suite, settings: CheckSettings, raw: str):  # noqa: ANN001
+    query = (
+        suite.batch_query(settings.window_hours) or f"select * from {suite.schema}.{suite.table}"
+    )
+    frame = spark.sql(spark_sql(query, raw))
+    if suite.recent_window_column:
+        # pyspark returns a TIMESTAMP as a naive datetime in the Python process's zone; as
+        # TIMESTAMP_NTZ (the session zone, UTC) it is the UTC wall clock, whatever that zone is,
+        # and the wall-clock bounds are given as naive UTC (_naive_utc).
+        column = suite.recent_window_column
+        frame = frame.withColumn(column, frame[column].cast("timestamp_ntz"))
+    datasource = _spark_context().data_sources.get(SPARK_DATASOURCE)
+    existing = {asset.name: asset for asset in datasource.assets}
+    asset = existing.get(suite.name) or datasource.add_dataframe_asset(suite.name)
+    try:
+        definition = asset.get_batch_definition("whole")
+    except KeyError:
+        definition = asset.add_batch_definition_whole_dataframe("whole")
+    return definition.get_batch(batch_parameters={"dataframe": frame})
+
+
+def validate_suite_on_spark(
+    spark,  # noqa: ANN001 (pyspark's SparkSession: not imported here)
+    suite: Suite,
+    settings: CheckSettings,
+    raw: str,
+    now: datetime | None = None,
+) -> SuiteOutcome:
+    """Validate one suite on the Spark tables (marts in the session's catalog, raw tables from
+    `raw`, COSTWATCH_SPARK_RAW), with the suite's unexpected-rows SQL through spark_sql."""
+    expectations = [_spark_expectation(e, raw) for e in suite.document["expectations"]]
+    spark_suite = replace(suite, document={**suite.document, "expectations": expectations})
+    return _outcome(
+        spark_suite,
+        settings,
+        lambda: _spark_batch(spark, spark_suite, settings, raw),
+        now,
+        convert=_naive_utc,
+    )
+
+
+def _naive_utc(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value
+        for name, value in parameters.items()
+    }
+
+
+def _spark_expectation(expectation: dict[str, Any], raw: str) -> dict[str, Any]:
+    kwargs = expectation.get("kwargs") or {}
+    if "unexpected_rows_query" not in kwargs:
+        return expectation
+    query = spark_sql(kwargs["unexpected_rows_query"], raw)
+    return {**expectation, "kwargs": {**kwargs, "unexpected_rows_query": query}}
+
+
+def _outcome(
+    suite: Suite,
+    settings: CheckSettings,
+    batch_of: Callable[[], Any],
+    now: datetime | None,
+    convert: Callable[[dict[str, Any]], dict[str, Any]] = lambda parameters: parameters,
+) -> SuiteOutcome:
+    """Validate `suite` on the batch `batch_of` returns; GX's own failures become findings."""
     started = time.monotonic()
     batch_text = suite.batch_description(settings.window_hours)
     evaluated = len(suite.document["expectations"])
     try:
-        context = _context(url)
-        batch = _batch(context, suite, settings)
-        parameters = settings.parameters(now)
+        batch = batch_of()
+        parameters = convert(settings.parameters(now))
         results = _run(batch, suite, parameters)
     except Exception as err:  # GX raises many types; the check must still report
         message = str(err).strip().splitlines()
