@@ -20,6 +20,9 @@ SOURCE ?= seed
 DAYS ?= 14
 BENCH_EVENTS ?= 1000000
 BENCH_SPANS ?= 200000
+# bench: postgres (the pass against the floor), or spark (bench/spark.py: the models Spark builds,
+# on local Spark beside PostgreSQL).
+ENGINE ?= postgres
 ACCURACY_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -66,10 +69,14 @@ dev: install ## dagster dev on workspace.yaml against the same database
 	$(BIN)/python -c 'from orchestration.instance import write_instance_config as w; w()'
 	$(BIN)/costwatch db env --exec $(BIN)/dagster dev -w workspace.yaml
 
-bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour
+bench: install ## section 8 of the contract: full run vs the hand-written floor, incremental hour (ENGINE=spark: on local Spark beside PostgreSQL)
 	$(BIN)/costwatch db start
+ifeq ($(ENGINE),spark)
+	$(BIN)/python -m bench.spark --events $(BENCH_EVENTS)
+else
 	$(BIN)/python -m bench.run --events $(BENCH_EVENTS)
 	$(BIN)/python -m bench.otlp --spans $(BENCH_SPANS)
+endif
 
 accuracy: install ## detection quality: every incident x onset x seed, quiet/growth/step rows, hourly replay
 	$(BIN)/costwatch db start

@@ -193,6 +193,29 @@ def breakdown(figures: dict) -> dict[str, float]:
     }
 
 
+def fresh_database(name: str) -> tuple[str, str, str]:
+    """A new, empty costwatch database `name` on the configured (or embedded) server: its
+    server's admin URL, its URL, and the server's version."""
+    base = configured_url() or EmbeddedPostgres().start()
+    admin = url_for_database(base, "postgres")
+    url = url_for_database(base, name)
+    with connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+        server_version = conn.execute("show server_version").fetchone()[0]
+    init_database(url)
+    return admin, url, server_version
+
+
+def events_per_hour(events: int) -> int:
+    return max(1, math.ceil(events / (DAYS * 24)))
+
+
+def bench_end() -> datetime:
+    """Where a bench's 14 days end (the same for every run)."""
+    return default_end(datetime(2026, 11, 25, 18, tzinfo=UTC))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -204,17 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-    base = configured_url() or EmbeddedPostgres().start()
-    admin = url_for_database(base, "postgres")
-    url = url_for_database(base, args.database)
-    with connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{args.database}" with (force)')
-        conn.execute(f'create database "{args.database}"')
-        server_version = conn.execute("show server_version").fetchone()[0]
-    init_database(url)
-
-    per_hour = max(1, math.ceil(args.events / (DAYS * 24)))
-    end = default_end(datetime(2026, 11, 25, 18, tzinfo=UTC))
+    admin, url, server_version = fresh_database(args.database)
+    per_hour, end = events_per_hour(args.events), bench_end()
     with connect(url) as conn:
         started = time.perf_counter()
         loaded = seed(conn, args.scenario, days=DAYS, events_per_hour=per_hour, end=end)
