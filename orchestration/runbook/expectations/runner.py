@@ -212,10 +212,9 @@ def _spark_context():
     with _lock:
         if SPARK_DATASOURCE not in _contexts:
             before_gx_import()
-            import great_expectations as gx  # noqa: PLC0415 (start-up time, as in _context)
-            from great_expectations.data_context.types.base import (  # noqa: PLC0415
-                ProgressBarsConfig,
-            )
+            # Start-up time: as in _context.
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
 
             logging.getLogger("great_expectations").setLevel(logging.WARNING)
             context = gx.get_context(mode="ephemeral")
