@@ -68,6 +68,7 @@ ORDER = (
     # longest next (setup plus calls in CI), the rest in collection order after them
     "tests/test_accuracy.py",
     "tests/test_engine_spark.py",
+    "tests/test_diagnosis_incremental.py",
     "tests/test_pipeline.py",
     "tests/test_incremental.py",
     "tests/test_bench.py",
