@@ -144,8 +144,9 @@ def run_floor(url: str) -> dict[str, float]:
 def dbt_startup(run_id: str | None) -> dict[str, float]:
     """dbt's own start-up in the pass's invocation, from the timestamps of its first events
     (orchestration/defs/dbt.py: record_startup): dbt's start until its first event (its
-    imports, in the pass's process on PostgreSQL, in its own on Spark), loading the partial-parse state and building the graph, then the run's start
-    (schemas, relation cache, on-run-start) until the first node."""
+    imports, in the pass's process on PostgreSQL, in its own on Spark), loading the
+    partial-parse state and building the graph, then the run's start (schemas, relation
+    cache, on-run-start) until the first node."""
     folders = sorted(
         (ROOT / "dbt_project" / "target").glob(f"costwatch_dbt_assets-{(run_id or '?')[:7]}-*")
     )
