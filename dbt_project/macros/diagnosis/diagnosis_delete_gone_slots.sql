@@ -8,7 +8,9 @@
     delete from {{ this }} as built
     where not exists (
         select 1
-        from {{ ref('int_diagnosis_slots') }} as slots
+        -- a subquery, not `ref as slots`: under `dbt run --empty` a ref renders as an aliased
+        -- subquery already (tests/test_dbt_unit.py)
+        from (select spike_id, slot_hour from {{ ref('int_diagnosis_slots') }}) as slots
         where slots.spike_id = built.spike_id and slots.slot_hour = built.slot_hour
     )
 {%- endmacro %}
