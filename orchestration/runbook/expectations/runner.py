@@ -65,8 +65,17 @@ def before_gx_import() -> None:
 
 def _context(url: str):
     """The process's GX context for `url`, created once."""
+    return _cached_context(
+        url,
+        lambda sources: sources.add_postgres(DATASOURCE, connection_string=sqlalchemy_url(url)),
+    )
+
+
+def _cached_context(key: str, add_datasource: Callable[[Any], Any]):
+    """The process's ephemeral GX context under `key` (a database URL, or the Spark session),
+    created once with the one datasource `add_datasource` adds to its `data_sources`."""
     with _lock:
-        if url not in _contexts:
+        if key not in _contexts:
             before_gx_import()
             # Start-up time (GX takes seconds to import), and after its analytics are off.
             import great_expectations as gx
@@ -75,9 +84,9 @@ def _context(url: str):
             logging.getLogger("great_expectations").setLevel(logging.WARNING)
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            context.data_sources.add_postgres(DATASOURCE, connection_string=sqlalchemy_url(url))
-            _contexts[url] = context
-        return _contexts[url]
+            add_datasource(context.data_sources)
+            _contexts[key] = context
+        return _contexts[key]
 
 
 def warm_up(url: str) -> threading.Thread:
@@ -209,19 +218,7 @@ def spark_sql(query: str, raw: str) -> str:
 
 
 def _spark_context():
-    with _lock:
-        if SPARK_DATASOURCE not in _contexts:
-            before_gx_import()
-            # Start-up time: as in _context.
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import ProgressBarsConfig
-
-            logging.getLogger("great_expectations").setLevel(logging.WARNING)
-            context = gx.get_context(mode="ephemeral")
-            context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            context.data_sources.add_spark(SPARK_DATASOURCE)
-            _contexts[SPARK_DATASOURCE] = context
-        return _contexts[SPARK_DATASOURCE]
+    return _cached_context(SPARK_DATASOURCE, lambda sources: sources.add_spark(SPARK_DATASOURCE))
 
 
 def _spark_batch(spark, suite: Suite, settings: CheckSettings, raw: str):  # noqa: ANN001
