@@ -6,7 +6,8 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.core.config import Config
-from orchestration.defs.dbt import costwatch_dbt_assets
+from orchestration.defs.dbt import dbt_assets_for
+from orchestration.defs.decision_marts import decision_mart_assets
 from orchestration.defs.expectations import expectation_checks
 from orchestration.defs.incident_checks import spike_asset_checks
 from orchestration.defs.incidents import (
@@ -23,29 +24,34 @@ from orchestration.defs.raw import raw_assets
 from orchestration.defs.reports import incident_report_assets
 from orchestration.defs.resources import PassLockedDbtCliResource, PostgresResource
 
-_dbt_keys = set(costwatch_dbt_assets.keys)
-_incidents = incident_assets(_dbt_keys)
-_incident_keys = {key for asset in _incidents for key in asset.keys}
-
 
 def build_definitions(config: Config) -> dg.Definitions:
-    """Every asset, check, job, schedule and sensor, with resources on `config`."""
+    """Every asset, check, job, schedule and sensor, with resources on `config`. On Spark the
+    dbt assets are those Spark builds, and the marts the decisions read are copied into
+    PostgreSQL before the incident step (orchestration/defs/decision_marts.py)."""
+    dbt_assets = dbt_assets_for(config.engine)
+    dbt_keys = set(dbt_assets.keys)
+    copies = decision_mart_assets(dbt_keys) if config.engine == "spark" else []
+    read_keys = dbt_keys | {key for asset in copies for key in asset.keys}
+    incidents = incident_assets(read_keys)
+    incident_keys = {key for asset in incidents for key in asset.keys}
     return dg.Definitions(
         assets=[
             *raw_assets,
-            costwatch_dbt_assets,
-            *_incidents,
-            *alert_assets(_incident_keys),
-            *incident_report_assets(_dbt_keys | _incident_keys),
+            dbt_assets,
+            *copies,
+            *incidents,
+            *alert_assets(incident_keys),
+            *incident_report_assets(read_keys | incident_keys),
         ],
         asset_checks=[
             *expectation_checks,
-            *spike_asset_checks([costwatch_dbt_assets, *_incidents]),
+            *spike_asset_checks([dbt_assets, *incidents]),
         ],
-        jobs=[costwatch_pass, *incident_jobs(_incident_keys)],
+        jobs=[costwatch_pass, *incident_jobs(incident_keys)],
         schedules=[hourly],
         sensors=[
-            *([incident_due_sensor] if _incidents else []),
+            *([incident_due_sensor] if incidents else []),
             raw_data_sensor_for(PASS_JOB_NAME),
             pipeline_failure_alert,
         ],

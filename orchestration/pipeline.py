@@ -23,6 +23,7 @@ from orchestration.core.database import first_line
 from orchestration.core.dbt_leftovers import drop_dbt_leftovers
 from orchestration.core.dbt_log import dbt_summary
 from orchestration.core.embedded import database_url
+from orchestration.core.engine import EngineError, check_engine
 from orchestration.core.locks import PASS_LOCK_KEY, PassError, pass_lock
 from orchestration.core.schema import check_raw_schema
 
@@ -105,6 +106,10 @@ def run_pass(
         return now
 
     config = config or Config.load()
+    try:  # before anything starts or is written: an engine that cannot run says so
+        check_engine(config.environ)
+    except EngineError as err:
+        raise PassError(str(err)) from None
     url = url or config.database_url or database_url()
     if wait_seconds is None:
         wait_seconds = config.pass_wait_seconds

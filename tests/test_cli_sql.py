@@ -101,13 +101,15 @@ def test_spark_without_marts_says_so_and_starts_no_database(db_url: str, tmp_pat
         f"costwatch: error: no marts on Spark yet (nothing under {home}/spark/warehouse/marts.db):"
         " `costwatch run` builds them"
     )
-    for command in ("run", "triage"):  # not ported to Spark yet: one line, nothing started
-        refused = run_costwatch(command, env=env)
-        assert refused.returncode == 1
-        assert refused.stderr.strip().startswith(
-            f"costwatch: error: COSTWATCH_ENGINE=spark: `costwatch {command}` needs the"
-            " detection marts, which build on PostgreSQL only in this version"
-        )
+    # a pass without its raw folder, a report before any pass: one line each, nothing started
+    refused = run_costwatch("run", env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith(
+        "costwatch: error: COSTWATCH_ENGINE=spark needs COSTWATCH_SPARK_RAW"
+    )
+    refused = run_costwatch("triage", env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("costwatch: error: no marts yet: run `costwatch run`")
     assert not home.exists()
     env = costwatch_env(db_url, tmp_path, COSTWATCH_ENGINE="duckdb")
     result = run_costwatch("sql", "select 1", env=env)

@@ -66,6 +66,11 @@ STARTUP_IMPORTS: set[tuple[str, str]] = {
     ("orchestration.runbook.ingest.langfuse", "pyarrow.parquet"),
     # pyarrow and DuckDB (~0.5 s), only when `costwatch sql` reads the Spark marts.
     ("orchestration.cli.sql", "orchestration.core.spark_files"),
+    # ... when the Spark pass copies the marts the decisions read into PostgreSQL, and pyspark
+    # (a JVM) only when the expectation suites run on Spark.
+    ("orchestration.defs.decision_marts", "orchestration.core.spark_files"),
+    ("orchestration.defs.expectations", "orchestration.core.spark_session"),
+    ("orchestration.core.spark_session", "pyspark.sql"),
     # matplotlib (0.6 s), only when a chart is drawn.
     ("orchestration.runbook.triage.chart", "matplotlib.backends.backend_agg"),
     ("orchestration.runbook.triage.chart", "matplotlib.dates"),

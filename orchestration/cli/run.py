@@ -13,7 +13,7 @@ from rich.markdown import Markdown
 from orchestration.cli.common import CostwatchError, console
 from orchestration.core.config import Config
 from orchestration.core.embedded import database_url
-from orchestration.core.engine import EngineError, require_postgres
+from orchestration.core.engine import EngineError, check_engine, engine_name
 from orchestration.runbook.triage.report import summary_markdown, triage_markdown
 
 
@@ -65,15 +65,16 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _postgres_only(command: str) -> None:
+def _engine(check=check_engine) -> str:
+    """COSTWATCH_ENGINE (and for a pass what it needs), checked before anything starts."""
     try:
-        require_postgres(command)
+        return check()
     except EngineError as err:
         raise CostwatchError(str(err)) from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    _postgres_only("run")
+    _engine()
     # Start-up time: Dagster and the definitions (seconds to import) load only for a pass.
     from orchestration.pipeline import PassError, run_pass
 
@@ -91,7 +92,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_triage(args: argparse.Namespace) -> int:
-    _postgres_only("triage")
+    # On either engine the report reads PostgreSQL: on Spark, the marts the pass copied there.
+    _engine(engine_name)
     markdown = triage_markdown(database_url(), spike_id=args.spike)
     if args.summary:
         markdown = summary_markdown(markdown)

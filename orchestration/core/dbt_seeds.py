@@ -82,3 +82,49 @@ def load_missing_price_seeds(
         with conn.cursor().copy(f"copy {table} from stdin with (format csv, header true)") as copy:
             copy.write(path.read_bytes())
         conn.execute(f"comment on table {table} is '{MARK}{file_checksum(path)}'")
+
+
+# On Spark the seed tables carry no comment costwatch can read without a Spark session: the
+# pass records each seed's checksum once dbt loaded it (`spark/seeds.json` under COSTWATCH_HOME),
+# and a seed whose table folder is there with that checksum is left out, as on PostgreSQL.
+
+
+def _spark_seed_file(spark_home: Path) -> Path:
+    return spark_home / "seeds.json"
+
+
+def unchanged_spark_seeds(spark_home: Path, manifest_path: Path) -> list[str]:
+    """Seeds the local Spark warehouse already holds as their current file."""
+    try:
+        seeds = seed_checksums(json.loads(manifest_path.read_text()))
+        loaded = json.loads(_spark_seed_file(spark_home).read_text())
+    except (OSError, ValueError, KeyError):
+        return []
+    warehouse = spark_home / "warehouse"
+    return sorted(
+        name
+        for name, (schema, checksum) in seeds.items()
+        if loaded.get(name) == checksum and (warehouse / f"{schema}.db" / name).is_dir()
+    )
+
+
+def record_spark_seeds(
+    spark_home: Path, manifest_path: Path, run_results: Mapping[str, Any]
+) -> None:
+    """Note the checksum of every seed dbt loaded in this build."""
+    try:
+        seeds = seed_checksums(json.loads(manifest_path.read_text()))
+        loaded = json.loads(_spark_seed_file(spark_home).read_text())
+    except (OSError, ValueError, KeyError):
+        loaded = {}
+    for result in run_results.get("results", []):
+        kind, _, name = result.get("unique_id", "").partition(".costwatch.")
+        if kind == "seed" and name in seeds:
+            if result.get("status") == "success":
+                loaded[name] = seeds[name][1]
+            else:
+                loaded.pop(name, None)
+    spark_home.mkdir(parents=True, exist_ok=True)
+    scratch = _spark_seed_file(spark_home).with_suffix(".tmp")
+    scratch.write_text(json.dumps(loaded, sort_keys=True))
+    scratch.replace(_spark_seed_file(spark_home))

@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from orchestration.core.engine import EngineError, spark_home
 
@@ -235,3 +237,73 @@ def query_spark_marts(
 def _first(err: Exception) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
+
+
+# --------------------------------------------------------------------------- copies in PostgreSQL
+
+
+# Arrow's types as PostgreSQL's (the marts' own there: timestamptz hours, date days, numeric).
+def _pg_type(kind: pa.DataType) -> str:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_int8(kind) or pa.types.is_int16(kind):
+        return "smallint"
+    if pa.types.is_int32(kind):
+        return "integer"
+    if pa.types.is_integer(kind):
+        return "bigint"
+    if pa.types.is_float32(kind):
+        return "real"
+    if pa.types.is_floating(kind):
+        return "double precision"
+    if pa.types.is_decimal(kind):
+        return "numeric"
+    if pa.types.is_timestamp(kind):
+        return "timestamptz" if kind.tz else "timestamp"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_nested(kind):
+        return "jsonb"
+    raise EngineError(f"a Spark mart column of type {kind} has no PostgreSQL type here")
+
+
+def copy_marts_to_postgres(
+    conn,
+    names: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,  # noqa: ANN001
+) -> dict[str, int | None]:
+    """Replace PostgreSQL's `marts.<name>` with the Spark mart of that name (same columns,
+    PostgreSQL's types) for every one of `names`, in one transaction of `conn` (committed by
+    the caller); a name Spark has not built loses its stale copy. The marts are read before
+    any table is touched, so the tables are locked only while they are written. Returns the
+    rows copied per name (None: not built on Spark)."""
+    built = set(spark_marts(environ))
+    tables = {name: read_mart(name, environ=environ) for name in names if name in built}
+    conn.execute("create schema if not exists marts")
+    copied: dict[str, int | None] = {}
+    for name in names:
+        table = sql.Identifier("marts", name)
+        conn.execute(sql.SQL("drop table if exists {}").format(table))
+        data = tables.get(name)
+        if data is None:
+            copied[name] = None
+            continue
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_pg_type(f.type)))
+            for f in data.schema
+        )
+        conn.execute(sql.SQL("create table {} ({})").format(table, columns))
+        nested = {i for i, f in enumerate(data.schema) if pa.types.is_nested(f.type)}
+        with conn.cursor().copy(sql.SQL("copy {} from stdin").format(table)) as copy:
+            for batch in data.to_batches():
+                for row in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                    if nested:
+                        row = tuple(
+                            Jsonb(v) if i in nested and v is not None else v
+                            for i, v in enumerate(row)
+                        )
+                    copy.write_row(row)
+        copied[name] = data.num_rows
+    return copied

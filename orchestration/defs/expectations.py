@@ -4,17 +4,20 @@ Two multi-asset checks, so that GX starts once per group and not once per asset:
 - `raw_expectations`: suites on the raw external assets, severity WARN. They do not depend on
   any asset, so they run at the start of a pass (staging quarantines what they find).
 - `mart_expectations`: suites on dbt marts, severity ERROR; each runs after its mart is built.
-Both can be subset, so a run of one mart runs only that mart's suite.
+Both can be subset, so a run of one mart runs only that mart's suite. On Spark the same suites
+run on the Spark tables (`suite_validator`).
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
 
+from orchestration.core.config import Config
+from orchestration.core.engine import spark_raw
 from orchestration.defs.resources import PostgresResource
 from orchestration.runbook.expectations.results import SuiteOutcome, markdown_table, summary_line
-from orchestration.runbook.expectations.runner import validate_suite
-from orchestration.runbook.expectations.suites import CHECK_NAME, Suite, load_suites
+from orchestration.runbook.expectations.runner import validate_suite, validate_suite_on_spark
+from orchestration.runbook.expectations.suites import CHECK_NAME, CheckSettings, Suite, load_suites
 
 __all__ = ["build_expectation_checks", "expectation_checks", "outcome_to_check_result"]
 
@@ -71,14 +74,30 @@ def _make_check(name: str, suites: Sequence[Suite], description: str):
         context: dg.AssetCheckExecutionContext, database: PostgresResource
     ) -> Iterator[dg.AssetCheckResult]:
         settings = database.check_settings()
+        validate = suite_validator(database.settings)
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string()):
             suite = by_key[key]
-            outcome = validate_suite(database.url, suite, settings)
+            outcome = validate(suite, settings)
             log = context.log.info if outcome.passed else context.log.warning
             log(f"{summary_line(outcome)} ({outcome.seconds:.2f}s)")
             yield outcome_to_check_result(suite, outcome)
 
     return _check
+
+
+def suite_validator(config: Config) -> Callable[[Suite, CheckSettings], SuiteOutcome]:
+    """How this configuration's suites run: GX's SQL datasource on PostgreSQL; on Spark GX's
+    Spark datasource in this process's own session over the marts' Parquet (its catalog in
+    memory: dbt's Derby metastore is never opened), the raw tables from COSTWATCH_SPARK_RAW."""
+    if config.engine != "spark":
+        url = config.require_database()
+        return lambda suite, settings: validate_suite(url, suite, settings)
+    # Start-up time: pyspark, pyarrow and DuckDB load only when the suites run on Spark.
+    from orchestration.core.spark_session import marts_session
+
+    spark = marts_session(config.environ)
+    raw = spark_raw(config.environ)
+    return lambda suite, settings: validate_suite_on_spark(spark, suite, settings, raw)
 
 
 def build_expectation_checks(suites: Sequence[Suite] | None = None) -> list:

@@ -23,11 +23,17 @@ select
     d.cause, d.feature, d.tool_name, d.trigger_type, d.model, d.contribution_usd, d.evidence,
     i.incident_id, i.status as incident_status
 from marts.cost_spikes as s
-left join marts.spike_diagnosis as d on d.spike_id = s.spike_id and d.rank = 1
+left join {diagnosis} as d on d.spike_id = s.spike_id and d.rank = 1
 left join ops.incidents as i on i.spike_id = s.spike_id
 where s.is_ongoing or i.status = 'open' or i.incident_id is null
 order by s.spike_start desc
 """
+# An engine without the diagnosis yet: every spike undiagnosed.
+_NO_DIAGNOSIS = (
+    "(select null::text as spike_id, null::integer as rank, null::text as cause,"
+    " null::text as feature, null::text as tool_name, null::text as trigger_type,"
+    " null::text as model, null::numeric as contribution_usd, null::jsonb as evidence)"
+)
 
 
 def open_spike_check(url: str) -> dg.AssetCheckResult:
@@ -41,9 +47,11 @@ def open_spike_check(url: str) -> dg.AssetCheckResult:
                 severity=dg.AssetCheckSeverity.WARN,
                 description=f"nothing to check yet: {', '.join(missing)} missing",
             )
+        undiagnosed = store.missing_tables(conn, (store.DIAGNOSIS_MART,))
+        sql = _OPEN_SPIKES.format(diagnosis=_NO_DIAGNOSIS if undiagnosed else store.DIAGNOSIS_MART)
         rows = [
             row
-            for row in store.fetch_dicts(conn, _OPEN_SPIKES)
+            for row in store.fetch_dicts(conn, sql)
             if row["is_ongoing"] or not transitions.back_under_threshold(conn, row["spike_start"])
         ]
     if not rows:

@@ -17,6 +17,7 @@ from dagster import AssetExecutionContext
 
 from orchestration.core.database import DatabaseError, connect, first_line
 from orchestration.defs import ops_views
+from orchestration.defs.decision_marts import DECISION_MARTS_KEY
 from orchestration.defs.resources import PostgresResource
 from orchestration.runbook.incidents import engine
 
@@ -82,7 +83,8 @@ def incident_assets(asset_keys: set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     """`ops/incidents`, when the detection models are assets of this code location."""
     if COST_SPIKES not in asset_keys:
         return []
-    deps = [key for key in (*DETECTION, FEATURE_BASELINE) if key in asset_keys]
+    # (on Spark, after the copy of the marts it reads into PostgreSQL)
+    deps = [key for key in (*DETECTION, FEATURE_BASELINE, DECISION_MARTS_KEY) if key in asset_keys]
 
     @dg.asset(
         key=INCIDENTS,

@@ -73,7 +73,10 @@ def manifest_is_stale(config: Config) -> bool:
 def prepare_manifest(config: Config | None = None, force: bool = False) -> Path:
     """Run `dbt parse` when the manifest is missing or older than the project's files, or was
     parsed with other dbt vars than `config`'s (default: the environment's)."""
-    config = config or Config.load()
+    # Parsed on PostgreSQL's target whatever the engine: the manifest Dagster reads does not
+    # depend on it (keys are schema/name), both engines share one, and PostgreSQL's partial
+    # parse stays current. dbt on Spark parses for itself (dbt-spark's profile hash differs).
+    config = (config or Config.load()).replace(engine="postgres")
     manifest = dbt_project.manifest_path
     manifest.parent.mkdir(parents=True, exist_ok=True)
     with open(manifest.parent / ".parse.lock", "a+") as lock:

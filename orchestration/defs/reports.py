@@ -10,6 +10,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from orchestration.core.database import connect
+from orchestration.defs.decision_marts import DECISION_MARTS_KEY
 from orchestration.defs.ops_views import INCIDENTS_GROUP, report_summary_metadata
 from orchestration.defs.resources import PostgresResource
 from orchestration.runbook.triage.report import TriageError, build_report
@@ -25,6 +26,8 @@ READS = [
     dg.AssetKey(["marts", "tokens_hourly"]),
     dg.AssetKey(["marts", "feature_cost_hourly"]),
     dg.AssetKey(["marts", "tool_failures_hourly"]),
+    # On Spark: the copies in PostgreSQL the report reads.
+    DECISION_MARTS_KEY,
     # Built after the incident step, so the report names the incident it opened.
     dg.AssetKey(["ops", "incidents"]),
 ]

@@ -10,6 +10,8 @@ of it (a password in the database URL, a webhook) shows in the UI's resource con
 import contextlib
 import importlib.metadata
 import json
+import os
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -30,6 +32,7 @@ from pydantic import PrivateAttr
 
 from orchestration.core.config import Config
 from orchestration.core.database import connect
+from orchestration.core.engine import dbt_environment
 from orchestration.core.locks import PassError, pass_lock
 from orchestration.defs.dbt_in_process import InProcessDbtInvocation
 from orchestration.runbook.expectations.suites import CheckSettings
@@ -111,16 +114,8 @@ class PassLockedDbtCliResource(DbtCliResource):
         """dagster-dbt's `cli()`, with dbt in this process on PostgreSQL (`dbt_in_process`).
 
         On Spark dbt stays a subprocess: its session target starts a JVM in dbt's process,
-        and that JVM (holding the local metastore) must end with the command."""
-        if self.settings.engine != "postgres":
-            return super().cli(
-                args,
-                raise_on_error=raise_on_error,
-                manifest=manifest,
-                dagster_dbt_translator=dagster_dbt_translator,
-                context=context,
-                target_path=target_path,
-            )
+        and that JVM (holding the local metastore) must end with the command. It gets the
+        configuration's Spark settings (engine.dbt_environment), not this process's."""
         # What dagster-dbt's cli() does before it starts its subprocess: the selection of the
         # assets and checks the run asked for, and a target folder of the invocation's own.
         translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
@@ -143,14 +138,40 @@ class PassLockedDbtCliResource(DbtCliResource):
         )
         profile = [*(["--profile", self.profile] if self.profile else []),
                    *(["--target", self.target] if self.target else [])]  # fmt: skip
+        dbt_args = [
+            *self.global_config_flags,
+            *cleaned_args,
+            *profile,
+            *params.selection_args,
+            *indirect,
+        ]
+        if self.settings.engine != "postgres":
+            # dagster-dbt's own subprocess merges dbt's stderr into the JSON lines it parses on
+            # stdout: the Spark JVM's log lines (stderr) then land inside them, and the
+            # materializations they carried are lost. Here stderr goes to a file of its own.
+            target_path.mkdir(parents=True, exist_ok=True)
+            with open(target_path / "stderr.log", "wb") as stderr:
+                process = subprocess.Popen(
+                    [self.dbt_executable, *dbt_args],
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    env=self._subprocess_env(project_dir, target_path),
+                    cwd=project_dir,
+                )
+            return DbtCliInvocation(
+                process=process,
+                manifest=params.manifest,
+                project=params.dbt_project,
+                dagster_dbt_translator=params.dagster_dbt_translator,
+                project_dir=project_dir,
+                target_path=target_path,
+                raise_on_error=raise_on_error,
+                context=context,
+                adapter=None,
+                cli_version=self._cli_version,
+            )
         return InProcessDbtInvocation.start(
-            [
-                *self.global_config_flags,
-                *cleaned_args,
-                *profile,
-                *params.selection_args,
-                *indirect,
-            ],  # fmt: skip
+            dbt_args,
             project_dir=project_dir,
             target_path=target_path,
             manifest=params.manifest,
@@ -161,6 +182,21 @@ class PassLockedDbtCliResource(DbtCliResource):
             cli_version=self._cli_version,
             project=params.dbt_project,
         )
+
+    def _subprocess_env(self, project_dir: Path, target_path: Path) -> dict[str, str]:
+        """dbt's environment as dagster-dbt gives it (JSON logs, its own target folder), with
+        the configuration's engine settings (COSTWATCH_SPARK_RAW absolute, COSTWATCH_HOME)."""
+        return {
+            **os.environ,
+            **dbt_environment(self.settings.environ),
+            "DAGSTER_DBT_CLI": "true",
+            "PYTHONUNBUFFERED": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_LOG_FORMAT": "json",
+            "DBT_TARGET_PATH": os.fspath(target_path),
+            "DBT_LOG_PATH": os.fspath(target_path),
+            "DBT_PROJECT_DIR": str(project_dir),
+        }
 
     # Two start-up costs of dagster-dbt's `cli()` that a pass does not need (pinned dagster-dbt;
     # tests/test_dbt_resource.py fails if an upgrade renames them):

@@ -1,10 +1,10 @@
-"""Building the dbt project on local Spark from a test database's raw tables (no tests here).
+"""Running costwatch on local Spark from a test database's raw tables (no tests here).
 
-The raw tables go to Parquet (orchestration/core/spark_files.py); then one process runs a full
-`dbt build` of the seeds and models and an incremental `dbt run` on the next raw state
-(tests/support/spark_runner.py): one JVM start for everything a module checks. The marts are
-read back from the warehouse's Parquet files with pyarrow, never through a second Spark session
-(the Derby metastore admits one JVM).
+The raw tables go to Parquet (orchestration/core/spark_files.py); then two real passes,
+`costwatch run --full-refresh` and an incremental `costwatch run` on the next raw state
+(`passes_on_spark`), build the marts on Spark, run the suites, copy the decision marts into
+PostgreSQL and work the incidents there. The marts are read back from the warehouse's Parquet
+files with pyarrow, never through a second session on dbt's Derby metastore.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +23,8 @@ from pathlib import Path
 import psycopg
 
 from orchestration.core.spark_files import export_raw_parquet, mart_folder, read_mart
-from tests.support.marts import DBT_PROJECT, PROJECT_ROOT
+from tests.conftest import run_costwatch
+from tests.support.marts import PROJECT_ROOT
 
 
 def export_raw(url: str, folder: Path) -> dict[str, int]:
@@ -30,53 +33,96 @@ def export_raw(url: str, folder: Path) -> dict[str, int]:
         return export_raw_parquet(conn, folder)
 
 
-def build_then_pass_on_spark(
-    home: Path,
-    raw_first: Path,
-    raw_next: Path,
-    select: str,
-    daily_marts: tuple[str, ...],
-    suites_now: datetime | None = None,
+def partitions(folder: Path) -> dict[str, int]:
+    """day=... folder -> newest mtime (ns) of its files."""
+    out = {}
+    for part in sorted(folder.glob("day=*")):
+        out[part.name] = max((f.stat().st_mtime_ns for f in part.iterdir()), default=0)
+    return out
+
+
+def passes_on_spark(
+    home: Path, raw_first: Path, raw_next: Path, env: dict[str, str], daily_marts: tuple[str, ...]
 ) -> dict:
-    """Build `select` on Spark from `raw_first`, then run an incremental pass on `raw_next`;
-    returns the daily marts' day partitions (newest file mtime) before and after the pass, and
-    with `suites_now`, every expectation suite's outcome on Spark as of that time
-    (spark_runner.run_suites)."""
+    """`costwatch run --full-refresh` on Spark from `raw_first`, then the raw folder becomes
+    `raw_next` and `costwatch run` makes an incremental pass (each a real pass: dbt-spark in
+    its subprocess, the suites, the copy into PostgreSQL, the incident step). `env` is the
+    passes' environment (COSTWATCH_DATABASE_URL: where incidents go). Returns each pass's
+    `--json` figures and the daily marts' day partitions before and after the second."""
     raw = home / "raw"
     raw.mkdir(parents=True)
     for table in raw_first.iterdir():
         (raw / table.name).symlink_to(table, target_is_directory=True)
-    env = {
-        **os.environ,
-        "COSTWATCH_ENGINE": "spark",
-        "COSTWATCH_HOME": str(home),
-        "COSTWATCH_SPARK_RAW": str(raw),
-        "DBT_TARGET_PATH": str(home / "target"),
-        "DBT_LOG_PATH": str(home / "target"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    spec = {
-        "project": str(DBT_PROJECT),
-        "select": select,
-        "raw": str(raw),
-        "raw_next": str(raw_next),
-        "warehouse": str(mart_folder("x", environ=env).parent),
-        "daily_marts": list(daily_marts),
-        "report": str(home / "partitions.json"),
-        "now": suites_now.isoformat() if suites_now else None,
-    }
-    (home / "spec.json").write_text(json.dumps(spec))
+    env = {**env, "COSTWATCH_ENGINE": "spark", "COSTWATCH_HOME": str(home),
+           "COSTWATCH_SPARK_RAW": str(raw)}  # fmt: skip
+    warehouse = mart_folder("x", environ=env).parent
+    report: dict = {"passes": []}
+    for number, args in enumerate((("--full-refresh",), ())):
+        if number:
+            report["before"] = {name: partitions(warehouse / name) for name in daily_marts}
+            shutil.rmtree(raw)
+            shutil.copytree(raw_next, raw)
+        figures = home / f"pass-{number}.json"
+        started = time.monotonic()
+        result = run_costwatch("run", *args, "--json", str(figures), env=env, timeout=1200)
+        if not figures.exists():
+            raise AssertionError(
+                f"costwatch run {' '.join(args)} on Spark exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        report["passes"].append(
+            {
+                **json.loads(figures.read_text()),
+                "wall": round(time.monotonic() - started, 1),
+                "exit": result.returncode,
+                "stdout": result.stdout,
+            }
+        )
+    report["after"] = {name: partitions(warehouse / name) for name in daily_marts}
+    return report
+
+
+def suite_outcomes(env: dict[str, str], run_id: str) -> dict[str, dict]:
+    """The expectation suites' results in a pass (Dagster's event log in PostgreSQL), by suite
+    name: the rows checked, the failed expectations, the seconds."""
+    import dagster as dg
+
+    from orchestration.core.config import Config
+    from orchestration.instance import dagster_instance
+    from orchestration.runbook.expectations.suites import CHECK_NAME
+
+    instance = dagster_instance(Config.load(env))
+    out = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data
+        if evaluation.check_name != CHECK_NAME:
+            continue
+        metadata = {key: value.value for key, value in evaluation.metadata.items()}
+        out[".".join(evaluation.asset_key.path)] = {
+            "passed": evaluation.passed,
+            "rows": metadata.get("rows_checked"),
+            "findings": metadata.get("findings") or [],
+            "summary": metadata.get("summary"),
+            "seconds": metadata.get("seconds"),
+        }
+    return out
+
+
+def suite_on_broken_cost_hourly(home: Path, raw: Path, now: datetime) -> dict:
+    """The cost_hourly suite on Spark on the mart with one hour twice (spark_runner)."""
+    spec = {"home": str(home), "raw": str(raw), "now": now.isoformat(),
+            "report": str(home / "broken.json")}  # fmt: skip
+    (home / "broken-spec.json").write_text(json.dumps(spec))
     result = subprocess.run(
-        [sys.executable, "-m", "tests.support.spark_runner", str(home / "spec.json")],
-        env=env,
+        [sys.executable, "-m", "tests.support.spark_runner", str(home / "broken-spec.json")],
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,
     )
     if result.returncode != 0:
-        lines = [line for line in result.stdout.splitlines() if "ERROR" in line or "rror" in line]
-        raise AssertionError("dbt on Spark failed:\n" + "\n".join(lines[-40:]))
-    return json.loads((home / "partitions.json").read_text())
+        raise AssertionError(f"the suite on Spark failed:\n{result.stderr[-3000:]}")
+    return json.loads((home / "broken.json").read_text())
 
 
 def spark_rows(home: Path, table: str) -> list[dict]:

@@ -89,8 +89,9 @@ def _cached_context(key: str, add_datasource: Callable[[Any], Any]):
         return _contexts[key]
 
 
-def warm_up(url: str) -> threading.Thread:
-    """Import GX and create the context for `url` in a background thread.
+def warm_up(url: str | None) -> threading.Thread:
+    """Import GX and create the context for `url` (None: the Spark datasource's) in a
+    background thread.
 
     The dbt asset starts this once dbt runs in its own process, so the import's seconds of CPU
     overlap dbt instead of following it (started earlier, the GIL serialises it with Dagster's own
@@ -100,7 +101,7 @@ def warm_up(url: str) -> threading.Thread:
 
     def create() -> None:
         try:
-            _context(url)
+            _context(url) if url else _spark_context()
         except Exception:  # noqa: BLE001 - reported by the suite that needs the context
             pass
 

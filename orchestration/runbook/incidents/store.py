@@ -8,7 +8,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-DETECTION_MARTS = ("marts.cost_spikes", "marts.spike_diagnosis", "marts.cost_baseline_hourly")
+# What the incident step cannot work without; the diagnosis it reads when it is there (an engine
+# that does not build it yet: every incident undiagnosed, its cause "work the runbook by hand").
+DETECTION_MARTS = ("marts.cost_spikes", "marts.cost_baseline_hourly")
+DIAGNOSIS_MART = "marts.spike_diagnosis"
 
 
 def missing_tables(conn: psycopg.Connection, tables: tuple[str, ...]) -> list[str]:
@@ -31,6 +34,8 @@ def spikes(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 
 def diagnoses(conn: psycopg.Connection, spike_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    if missing_tables(conn, (DIAGNOSIS_MART,)):
+        return {}
     rows = fetch_dicts(
         conn,
         "select * from marts.spike_diagnosis where spike_id = any(%s) order by spike_id, rank",
