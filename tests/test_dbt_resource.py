@@ -122,7 +122,10 @@ def test_dbt_stays_a_subprocess_on_spark(tmp_path):
     spark = PassLockedDbtCliResource(
         project_dir=dbt_project,
         dbt_executable=DBT_EXECUTABLE,
-        settings=Config.load({"COSTWATCH_ENGINE": "spark"}, database_url="postgresql://x@h/d"),
+        settings=Config.load(
+            {"COSTWATCH_ENGINE": "spark", "COSTWATCH_SPARK_RAW": "raw"},
+            database_url="postgresql://x@h/d",
+        ),
     )
     invocation = spark.cli(
         ["--version"], manifest=dbt_project.manifest_path, raise_on_error=False,
@@ -130,3 +133,5 @@ def test_dbt_stays_a_subprocess_on_spark(tmp_path):
     )  # fmt: skip
     assert not isinstance(invocation, InProcessDbtInvocation)
     assert invocation.process.wait() == 0
+    # its stderr (on Spark the JVM's log) apart from the JSON lines dagster-dbt parses
+    assert (tmp_path / "target" / "stderr.log").is_file()
