@@ -111,11 +111,14 @@ def unchanged_spark_seeds(spark_home: Path, manifest_path: Path) -> list[str]:
 def record_spark_seeds(
     spark_home: Path, manifest_path: Path, run_results: Mapping[str, Any]
 ) -> None:
-    """Note the checksum of every seed dbt loaded in this build."""
+    """Note the checksum of every seed dbt loaded in this build (nothing without a manifest)."""
     try:
         seeds = seed_checksums(json.loads(manifest_path.read_text()))
-        loaded = json.loads(_spark_seed_file(spark_home).read_text())
     except (OSError, ValueError, KeyError):
+        return
+    try:
+        loaded = json.loads(_spark_seed_file(spark_home).read_text())
+    except (OSError, ValueError):
         loaded = {}
     for result in run_results.get("results", []):
         kind, _, name = result.get("unique_id", "").partition(".costwatch.")
